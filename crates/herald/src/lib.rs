@@ -1,14 +1,64 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Herald: a self-hosted real-time messaging server that speaks the Pusher Channels protocol.
+//!
+//! The server is a library function, [`run`]; the `herald` binary only parses flags, sets up logging
+//! and calls it. Map of the crate (see `docs/ARCHITECTURE.md` for how an event flows through it):
+//!
+//! - [`config`]: flags and TOML into a validated [`Config`].
+//! - [`apps`]: hosted apps by id and key, each with its [`hub::Hub`].
+//! - [`node`]: the shared handles every task holds.
+//! - [`listener`], [`http`], [`upgrade`]: accept, route, and upgrade to WebSocket.
+//! - [`connection`]: one task per WebSocket: session, outbox, subscriptions, heartbeat.
+//! - [`hub`]: channels, subscribers, presence rosters, cached events; where a broadcast fans out.
+//! - [`rest`]: the REST API.
+//! - [`shutdown`]: signals and draining.
+
+pub mod apps;
+pub mod config;
+pub mod connection;
+pub mod http;
+pub mod hub;
+pub mod listener;
+pub mod node;
+pub mod rest;
+pub mod shutdown;
+pub mod upgrade;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use config::{AppConfig, Config};
+use node::Node;
+use tokio::net::TcpListener;
+
+/// Serve `config` on `listener` until `shutdown` resolves, then close every connection with 4200 and
+/// return once they are closed.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+    let node = Arc::new(Node::new(config));
+    node.tracker.spawn(tick(node.clone()));
+    node.tracker.spawn(listener::accept(listener, node.clone()));
+    shutdown.await;
+    tracing::info!(connections = node.connection_count(), "shutting down");
+    shutdown::drain(&node).await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Periodic housekeeping: throttled subscription counts every second, idle channels every minute.
+async fn tick(node: Arc<Node>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let now = Instant::now();
+        ticks += 1;
+        for app in node.apps.iter() {
+            app.hub.flush_deferred_counts(now);
+            if ticks.is_multiple_of(60) {
+                app.hub.sweep(now);
+            }
+        }
     }
 }

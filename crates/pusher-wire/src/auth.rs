@@ -17,11 +17,7 @@ use crate::error::AuthError;
 use crate::sign::{constant_time_eq, hmac_sha256_hex};
 
 /// The string a channel authorization token signs.
-pub fn channel_string_to_sign(
-    socket_id: &str,
-    channel: &str,
-    channel_data: Option<&str>,
-) -> String {
+pub fn channel_string_to_sign(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
     match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
@@ -34,18 +30,8 @@ pub fn user_string_to_sign(socket_id: &str, user_data: &str) -> String {
 }
 
 /// The token an app's auth endpoint returns for a channel subscription.
-pub fn sign_channel(
-    key: &str,
-    secret: &str,
-    socket_id: &str,
-    channel: &str,
-    channel_data: Option<&str>,
-) -> String {
-    token(
-        key,
-        secret,
-        &channel_string_to_sign(socket_id, channel, channel_data),
-    )
+pub fn sign_channel(key: &str, secret: &str, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+    token(key, secret, &channel_string_to_sign(socket_id, channel, channel_data))
 }
 
 /// The token an app's user-authentication endpoint returns for `pusher:signin`.
@@ -62,12 +48,7 @@ pub fn verify_channel(
     channel_data: Option<&str>,
     auth: Option<&str>,
 ) -> Result<(), AuthError> {
-    verify(
-        key,
-        secret,
-        channel_string_to_sign(socket_id, channel, channel_data),
-        auth,
-    )
+    verify(key, secret, channel_string_to_sign(socket_id, channel, channel_data), auth)
 }
 
 /// Check a `pusher:signin` `auth` token.
@@ -92,18 +73,10 @@ pub fn encrypted_channel_shared_secret(channel: &str, master_key: &[u8]) -> Stri
 }
 
 fn token(key: &str, secret: &str, string_to_sign: &str) -> String {
-    format!(
-        "{key}:{}",
-        hmac_sha256_hex(secret.as_bytes(), string_to_sign.as_bytes())
-    )
+    format!("{key}:{}", hmac_sha256_hex(secret.as_bytes(), string_to_sign.as_bytes()))
 }
 
-fn verify(
-    key: &str,
-    secret: &str,
-    string_to_sign: String,
-    auth: Option<&str>,
-) -> Result<(), AuthError> {
+fn verify(key: &str, secret: &str, string_to_sign: String, auth: Option<&str>) -> Result<(), AuthError> {
     let auth = auth.filter(|a| !a.is_empty()).ok_or(AuthError::Missing)?;
     let expected = token(key, secret, &string_to_sign);
     if constant_time_eq(auth.as_bytes(), expected.as_bytes()) {
@@ -126,41 +99,23 @@ mod tests {
     #[test]
     fn docs_private_example() {
         let auth = sign_channel(KEY, SECRET, "1234.1234", "private-foobar", None);
-        assert_eq!(
-            auth,
-            "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
-        );
-        assert_eq!(
-            verify_channel(
-                KEY,
-                SECRET,
-                "1234.1234",
-                "private-foobar",
-                None,
-                Some(&auth)
-            ),
-            Ok(())
-        );
+        assert_eq!(auth, "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
+        assert_eq!(verify_channel(KEY, SECRET, "1234.1234", "private-foobar", None, Some(&auth)), Ok(()));
     }
 
     #[test]
     fn refusals_say_why() {
-        let verify =
-            |auth: Option<&str>| verify_channel(KEY, SECRET, "1.1", "private-a", None, auth);
+        let verify = |auth: Option<&str>| verify_channel(KEY, SECRET, "1.1", "private-a", None, auth);
         assert_eq!(verify(None), Err(AuthError::Missing));
         assert_eq!(verify(Some("")), Err(AuthError::Missing));
         assert_eq!(verify(Some("otherkey:abc")), Err(AuthError::WrongKey));
         assert_eq!(
             verify(Some(&format!("{KEY}:abc"))),
-            Err(AuthError::InvalidSignature {
-                string_to_sign: "1.1:private-a".into()
-            })
+            Err(AuthError::InvalidSignature { string_to_sign: "1.1:private-a".into() })
         );
         assert_eq!(
             verify(Some("no-colon")),
-            Err(AuthError::InvalidSignature {
-                string_to_sign: "1.1:private-a".into()
-            })
+            Err(AuthError::InvalidSignature { string_to_sign: "1.1:private-a".into() })
         );
         // A token for another socket or channel is not accepted.
         let other = sign_channel(KEY, SECRET, "1.2", "private-a", None);
@@ -171,35 +126,16 @@ mod tests {
     fn presence_signature_covers_channel_data_bytes() {
         let data = r#"{"user_id": "1"}"#;
         let auth = sign_channel(KEY, SECRET, "1.1", "presence-a", Some(data));
-        assert_eq!(
-            verify_channel(KEY, SECRET, "1.1", "presence-a", Some(data), Some(&auth)),
-            Ok(())
-        );
+        assert_eq!(verify_channel(KEY, SECRET, "1.1", "presence-a", Some(data), Some(&auth)), Ok(()));
         let reserialized = r#"{"user_id":"1"}"#;
-        assert!(
-            verify_channel(
-                KEY,
-                SECRET,
-                "1.1",
-                "presence-a",
-                Some(reserialized),
-                Some(&auth)
-            )
-            .is_err()
-        );
+        assert!(verify_channel(KEY, SECRET, "1.1", "presence-a", Some(reserialized), Some(&auth)).is_err());
     }
 
     #[test]
     fn user_tokens() {
         let auth = sign_user(KEY, SECRET, "1234.1234", r#"{"id":"12345"}"#);
-        assert_eq!(
-            auth,
-            "278d425bdf160c739803:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
-        );
-        assert_eq!(
-            verify_user(KEY, SECRET, "1234.1234", r#"{"id":"12345"}"#, Some(&auth)),
-            Ok(())
-        );
+        assert_eq!(auth, "278d425bdf160c739803:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba");
+        assert_eq!(verify_user(KEY, SECRET, "1234.1234", r#"{"id":"12345"}"#, Some(&auth)), Ok(()));
         assert!(verify_user(KEY, SECRET, "1234.1234", r#"{"id":"1"}"#, Some(&auth)).is_err());
     }
 }

@@ -40,10 +40,7 @@ impl ChannelKind {
     pub fn of(name: &str) -> Self {
         // Longest prefix first: "private-encrypted-cache-" also starts with "private-".
         const PREFIXES: [(&str, ChannelKind); 8] = [
-            (
-                "private-encrypted-cache-",
-                ChannelKind::PrivateEncryptedCache,
-            ),
+            ("private-encrypted-cache-", ChannelKind::PrivateEncryptedCache),
             ("private-encrypted-", ChannelKind::PrivateEncrypted),
             ("private-cache-", ChannelKind::PrivateCache),
             ("private-", ChannelKind::Private),
@@ -52,10 +49,7 @@ impl ChannelKind {
             ("cache-", ChannelKind::PublicCache),
             (SERVER_TO_USER_PREFIX, ChannelKind::ServerToUser),
         ];
-        PREFIXES
-            .iter()
-            .find(|(prefix, _)| name.starts_with(prefix))
-            .map_or(ChannelKind::Public, |&(_, kind)| kind)
+        PREFIXES.iter().find(|(prefix, _)| name.starts_with(prefix)).map_or(ChannelKind::Public, |&(_, kind)| kind)
     }
 
     /// Whether a subscription needs an `auth` token signed by the app.
@@ -83,22 +77,13 @@ impl ChannelKind {
 
     /// Whether the channel keeps its last event for new subscribers.
     pub fn is_cache(self) -> bool {
-        matches!(
-            self,
-            Self::PublicCache
-                | Self::PrivateCache
-                | Self::PrivateEncryptedCache
-                | Self::PresenceCache
-        )
+        matches!(self, Self::PublicCache | Self::PrivateCache | Self::PrivateEncryptedCache | Self::PresenceCache)
     }
 
     /// Whether subscribers may send `client-*` events: private and presence channels only, and not
     /// encrypted ones (their members could not read them anyway).
     pub fn allows_client_events(self) -> bool {
-        matches!(
-            self,
-            Self::Private | Self::PrivateCache | Self::Presence | Self::PresenceCache
-        )
+        matches!(self, Self::Private | Self::PrivateCache | Self::Presence | Self::PresenceCache)
     }
 }
 
@@ -180,11 +165,7 @@ mod tests {
     use super::*;
 
     fn check(name: &str, expected: Result<ChannelKind, ChannelNameError>) {
-        assert_eq!(
-            ChannelName::parse(name).map(|n| n.kind()),
-            expected,
-            "{name:?}"
-        );
+        assert_eq!(ChannelName::parse(name).map(|n| n.kind()), expected, "{name:?}");
     }
 
     #[test]
@@ -194,10 +175,7 @@ mod tests {
         check("private-x", Ok(ChannelKind::Private));
         check("private-cache-x", Ok(ChannelKind::PrivateCache));
         check("private-encrypted-x", Ok(ChannelKind::PrivateEncrypted));
-        check(
-            "private-encrypted-cache-x",
-            Ok(ChannelKind::PrivateEncryptedCache),
-        );
+        check("private-encrypted-cache-x", Ok(ChannelKind::PrivateEncryptedCache));
         check("presence-x", Ok(ChannelKind::Presence));
         check("presence-cache-x", Ok(ChannelKind::PresenceCache));
         check("#server-to-user-12345", Ok(ChannelKind::ServerToUser));
@@ -218,15 +196,9 @@ mod tests {
         check("café", Err(ChannelNameError::InvalidCharacter('é')));
         check("#other", Err(ChannelNameError::Reserved));
         check("#server-to-user-", Err(ChannelNameError::Reserved));
-        check(
-            "#server-to-user-a#b",
-            Err(ChannelNameError::InvalidCharacter('#')),
-        );
+        check("#server-to-user-a#b", Err(ChannelNameError::InvalidCharacter('#')));
         check(&"a".repeat(200), Ok(ChannelKind::Public));
-        check(
-            &"a".repeat(201),
-            Err(ChannelNameError::TooLong { len: 201, max: 200 }),
-        );
+        check(&"a".repeat(201), Err(ChannelNameError::TooLong { len: 201, max: 200 }));
     }
 
     #[test]
@@ -254,14 +226,6 @@ mod tests {
         .filter(|n| ChannelKind::of(n).allows_client_events())
         .copied()
         .collect();
-        assert_eq!(
-            allowed,
-            [
-                "private-x",
-                "private-cache-x",
-                "presence-x",
-                "presence-cache-x"
-            ]
-        );
+        assert_eq!(allowed, ["private-x", "private-cache-x", "presence-x", "presence-cache-x"]);
     }
 }

@@ -426,8 +426,7 @@ mod tests {
             assert_eq!(ErrorCode::from_code(code.code()), Some(code));
             assert!(code.description().len() <= crate::limits::MAX_CLOSE_REASON_BYTES);
         }
-        let check =
-            |code: ErrorCode, class: Reconnect| assert_eq!(code.reconnect(), class, "{code:?}");
+        let check = |code: ErrorCode, class: Reconnect| assert_eq!(code.reconnect(), class, "{code:?}");
         check(ErrorCode::TlsRequired, Reconnect::WithTls);
         check(ErrorCode::AppNotFound, Reconnect::Never);
         check(ErrorCode::Unauthorized, Reconnect::Never);

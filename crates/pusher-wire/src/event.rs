@@ -16,10 +16,7 @@ pub fn validate_event_name(name: &str) -> Result<(), EventNameError> {
     }
     let len = name.chars().count();
     if len > MAX_EVENT_NAME_LEN {
-        return Err(EventNameError::TooLong {
-            len,
-            max: MAX_EVENT_NAME_LEN,
-        });
+        return Err(EventNameError::TooLong { len, max: MAX_EVENT_NAME_LEN });
     }
     Ok(())
 }
@@ -40,10 +37,7 @@ mod tests {
         assert_eq!(validate_event_name(".custom"), Ok(()));
         assert_eq!(validate_event_name(""), Err(EventNameError::Empty));
         assert_eq!(validate_event_name(&"é".repeat(200)), Ok(()));
-        assert_eq!(
-            validate_event_name(&"e".repeat(201)),
-            Err(EventNameError::TooLong { len: 201, max: 200 })
-        );
+        assert_eq!(validate_event_name(&"e".repeat(201)), Err(EventNameError::TooLong { len: 201, max: 200 }));
     }
 
     #[test]

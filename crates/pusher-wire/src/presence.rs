@@ -35,8 +35,7 @@ impl PresenceMember {
         if !is_object_text(channel_data) {
             return Err(PresenceError::NotAnObject);
         }
-        let data: ChannelData<'_> =
-            serde_json::from_str(channel_data).map_err(|_| PresenceError::NotAnObject)?;
+        let data: ChannelData<'_> = serde_json::from_str(channel_data).map_err(|_| PresenceError::NotAnObject)?;
         let user_id = data.user_id.ok_or(PresenceError::MissingUserId)?;
         Self::new(user_id_text(user_id)?, data.user_info)
     }
@@ -48,25 +47,16 @@ impl PresenceMember {
             return Err(PresenceError::InvalidUserId);
         }
         if len > MAX_USER_ID_LEN {
-            return Err(PresenceError::UserIdTooLong {
-                len,
-                max: MAX_USER_ID_LEN,
-            });
+            return Err(PresenceError::UserIdTooLong { len, max: MAX_USER_ID_LEN });
         }
         let user_info = user_info.filter(|info| info.get() != "null");
         if let Some(info) = user_info {
             let len = info.get().len();
             if len > MAX_PRESENCE_USER_INFO_BYTES {
-                return Err(PresenceError::UserInfoTooLarge {
-                    len,
-                    max: MAX_PRESENCE_USER_INFO_BYTES,
-                });
+                return Err(PresenceError::UserInfoTooLarge { len, max: MAX_PRESENCE_USER_INFO_BYTES });
             }
         }
-        Ok(Self {
-            user_id,
-            user_info: user_info.map(RawJson::from_raw),
-        })
+        Ok(Self { user_id, user_info: user_info.map(RawJson::from_raw) })
     }
 
     /// The `user_info` JSON text, `null` when there is none.
@@ -92,32 +82,17 @@ mod tests {
 
     fn check(channel_data: &str, expected: Result<(&str, &str), PresenceError>) {
         let got = PresenceMember::parse(channel_data);
-        let got = got
-            .as_ref()
-            .map(|m| (m.user_id.as_str(), m.user_info_json()));
-        assert_eq!(
-            got,
-            expected.as_ref().map(|&(id, info)| (id, info)),
-            "{channel_data}"
-        );
+        let got = got.as_ref().map(|m| (m.user_id.as_str(), m.user_info_json()));
+        assert_eq!(got, expected.as_ref().map(|&(id, info)| (id, info)), "{channel_data}");
     }
 
     #[test]
     fn user_ids_become_strings_and_info_stays_raw() {
-        check(
-            r#"{"user_id":"fred","user_info":{"key":"value"}}"#,
-            Ok(("fred", r#"{"key":"value"}"#)),
-        );
-        check(
-            r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#,
-            Ok(("10", r#"{"name":"Mr. Channels"}"#)),
-        );
+        check(r#"{"user_id":"fred","user_info":{"key":"value"}}"#, Ok(("fred", r#"{"key":"value"}"#)));
+        check(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#, Ok(("10", r#"{"name":"Mr. Channels"}"#)));
         check(r#"{"user_id": "123"}"#, Ok(("123", "null")));
         check(r#"{"user_id":"1","user_info":null}"#, Ok(("1", "null")));
-        check(
-            r#"{"user_id":"1","user_info":{"b":1, "a":2}}"#,
-            Ok(("1", r#"{"b":1, "a":2}"#)),
-        );
+        check(r#"{"user_id":"1","user_info":{"b":1, "a":2}}"#, Ok(("1", r#"{"b":1, "a":2}"#)));
         check(r#"{"user_id":"\u00e9"}"#, Ok(("é", "null")));
     }
 
@@ -135,19 +110,10 @@ mod tests {
     #[test]
     fn limits() {
         let long_id = format!(r#"{{"user_id":"{}"}}"#, "u".repeat(129));
-        check(
-            &long_id,
-            Err(PresenceError::UserIdTooLong { len: 129, max: 128 }),
-        );
+        check(&long_id, Err(PresenceError::UserIdTooLong { len: 129, max: 128 }));
         let ok_id = format!(r#"{{"user_id":"{}"}}"#, "u".repeat(128));
         assert!(PresenceMember::parse(&ok_id).is_ok());
         let big_info = format!(r#"{{"user_id":"1","user_info":"{}"}}"#, "i".repeat(1023));
-        check(
-            &big_info,
-            Err(PresenceError::UserInfoTooLarge {
-                len: 1025,
-                max: 1024,
-            }),
-        );
+        check(&big_info, Err(PresenceError::UserInfoTooLarge { len: 1025, max: 1024 }));
     }
 }

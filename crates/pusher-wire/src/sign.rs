@@ -9,8 +9,7 @@ use subtle::ConstantTimeEq;
 /// Lowercase hex HMAC-SHA256 of `message` under `secret`, the signature of every Pusher scheme.
 pub fn hmac_sha256_hex(secret: &[u8], message: &[u8]) -> String {
     // HMAC accepts keys of any length, so construction cannot fail.
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(message);
     hex::encode(mac.finalize().into_bytes())
 }

@@ -24,11 +24,7 @@ impl SocketId {
     pub fn parse(s: &str) -> Result<Self, SocketIdError> {
         let (high, low) = s.split_once('.').ok_or(SocketIdError)?;
         let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if s.len() <= MAX_LEN && digits(high) && digits(low) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(SocketIdError)
-        }
+        if s.len() <= MAX_LEN && digits(high) && digits(low) { Ok(Self(s.to_owned())) } else { Err(SocketIdError) }
     }
 
     /// The two numbers, when both fit in a `u64` (always true for ids built with [`Self::new`]).
@@ -80,9 +76,6 @@ mod tests {
         assert_eq!(id.as_str(), "4294967295.42");
         assert_eq!(SocketId::parse(id.as_str()), Ok(id.clone()));
         assert_eq!(id.parts(), Some((4_294_967_295, 42)));
-        assert_eq!(
-            SocketId::parse("99999999999999999999.1").unwrap().parts(),
-            None
-        );
+        assert_eq!(SocketId::parse("99999999999999999999.1").unwrap().parts(), None);
     }
 }

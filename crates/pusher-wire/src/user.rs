@@ -42,18 +42,14 @@ impl UserData {
         if !is_object_text(user_data) {
             return Err(UserDataError::NotAnObject);
         }
-        let raw: RawUserData<'_> =
-            serde_json::from_str(user_data).map_err(|_| UserDataError::NotAnObject)?;
+        let raw: RawUserData<'_> = serde_json::from_str(user_data).map_err(|_| UserDataError::NotAnObject)?;
         let id = match raw.id {
             Some(serde_json::Value::String(id)) if !id.is_empty() => id,
             _ => return Err(UserDataError::InvalidId),
         };
         let len = id.chars().count();
         if len > MAX_USER_ID_LEN {
-            return Err(UserDataError::IdTooLong {
-                len,
-                max: MAX_USER_ID_LEN,
-            });
+            return Err(UserDataError::IdTooLong { len, max: MAX_USER_ID_LEN });
         }
         let mut watchlist = match raw.watchlist {
             None | Some(serde_json::Value::Null) => Vec::new(),
@@ -68,16 +64,8 @@ impl UserData {
         };
         let watchlist_truncated = watchlist.len() > MAX_WATCHLIST_LEN;
         watchlist.truncate(MAX_WATCHLIST_LEN);
-        let user_info = raw
-            .user_info
-            .filter(|info| info.get() != "null")
-            .map(RawJson::from_raw);
-        Ok(Self {
-            id,
-            user_info,
-            watchlist,
-            watchlist_truncated,
-        })
+        let user_info = raw.user_info.filter(|info| info.get() != "null").map(RawJson::from_raw);
+        Ok(Self { id, user_info, watchlist, watchlist_truncated })
     }
 }
 
@@ -87,9 +75,7 @@ mod tests {
 
     #[test]
     fn parses_id_info_and_watchlist() {
-        let user =
-            UserData::parse(r#"{"id":"12345","user_info":{"name":"Ann"},"watchlist":["2","3"]}"#)
-                .unwrap();
+        let user = UserData::parse(r#"{"id":"12345","user_info":{"name":"Ann"},"watchlist":["2","3"]}"#).unwrap();
         assert_eq!(user.id, "12345");
         assert_eq!(user.user_info.unwrap().get(), r#"{"name":"Ann"}"#);
         assert_eq!(user.watchlist, ["2", "3"]);
@@ -98,21 +84,14 @@ mod tests {
 
     #[test]
     fn refuses_what_pusher_js_would_drop() {
-        let check =
-            |data: &str, err: UserDataError| assert_eq!(UserData::parse(data), Err(err), "{data}");
+        let check = |data: &str, err: UserDataError| assert_eq!(UserData::parse(data), Err(err), "{data}");
         check("nope", UserDataError::NotAnObject);
         check("[]", UserDataError::NotAnObject);
         check("{}", UserDataError::InvalidId);
         check(r#"{"id":12345}"#, UserDataError::InvalidId);
         check(r#"{"id":""}"#, UserDataError::InvalidId);
-        check(
-            r#"{"id":"1","watchlist":"2"}"#,
-            UserDataError::InvalidWatchlist,
-        );
-        check(
-            r#"{"id":"1","watchlist":[2]}"#,
-            UserDataError::InvalidWatchlist,
-        );
+        check(r#"{"id":"1","watchlist":"2"}"#, UserDataError::InvalidWatchlist);
+        check(r#"{"id":"1","watchlist":[2]}"#, UserDataError::InvalidWatchlist);
         let long = format!(r#"{{"id":"{}"}}"#, "x".repeat(129));
         check(&long, UserDataError::IdTooLong { len: 129, max: 128 });
     }
@@ -120,8 +99,7 @@ mod tests {
     #[test]
     fn long_watchlists_keep_the_first_hundred() {
         let ids: Vec<String> = (0..150).map(|i| format!("\"{i}\"")).collect();
-        let user =
-            UserData::parse(&format!(r#"{{"id":"1","watchlist":[{}]}}"#, ids.join(","))).unwrap();
+        let user = UserData::parse(&format!(r#"{{"id":"1","watchlist":[{}]}}"#, ids.join(","))).unwrap();
         assert_eq!(user.watchlist.len(), 100);
         assert_eq!(user.watchlist[99], "99");
         assert!(user.watchlist_truncated);

@@ -118,12 +118,7 @@ mod tests {
             body.as_bytes(),
             "a19cab2af3ca1029257570395e78d5d675e9e700ca676d18a375a7083178df1c"
         ));
-        let occupied = encode(
-            1353088179000,
-            &[WebhookEvent::ChannelOccupied {
-                channel: "project-3".into(),
-            }],
-        );
+        let occupied = encode(1353088179000, &[WebhookEvent::ChannelOccupied { channel: "project-3".into() }]);
         assert_eq!(
             occupied,
             r#"{"time_ms":1353088179000,"events":[{"name":"channel_occupied","channel":"project-3"}]}"#

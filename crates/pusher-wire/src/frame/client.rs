@@ -90,48 +90,34 @@ impl ClientFrame {
                 Err(_) => FrameError::NotJson,
             });
         }
-        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
-            if e.is_data() {
-                FrameError::NotAnObject
-            } else {
-                FrameError::NotJson
-            }
-        })?;
-        let event =
-            string_field("event", envelope.event)?.ok_or(FrameError::MissingField("event"))?;
+        let envelope: Envelope<'_> = serde_json::from_str(text)
+            .map_err(|e| if e.is_data() { FrameError::NotAnObject } else { FrameError::NotJson })?;
+        let event = string_field("event", envelope.event)?.ok_or(FrameError::MissingField("event"))?;
         match event.as_str() {
             "pusher:subscribe" => parse_subscribe(envelope.data),
             "pusher:unsubscribe" => {
                 let mut data = data_object(envelope.data)?;
-                let channel = take_string(&mut data, "channel")?
-                    .ok_or(FrameError::MissingField("channel"))?;
-                Ok(Self::Unsubscribe {
-                    channel: channel_name(&channel)?,
-                })
+                let channel = take_string(&mut data, "channel")?.ok_or(FrameError::MissingField("channel"))?;
+                Ok(Self::Unsubscribe { channel: channel_name(&channel)? })
             }
             "pusher:ping" => Ok(Self::Ping),
             "pusher:pong" => Ok(Self::Pong),
             "pusher:signin" => {
                 let mut data = data_object(envelope.data)?;
-                let auth =
-                    take_string(&mut data, "auth")?.ok_or(FrameError::MissingField("auth"))?;
-                let user_data = take_string(&mut data, "user_data")?
-                    .ok_or(FrameError::MissingField("user_data"))?;
+                let auth = take_string(&mut data, "auth")?.ok_or(FrameError::MissingField("auth"))?;
+                let user_data = take_string(&mut data, "user_data")?.ok_or(FrameError::MissingField("user_data"))?;
                 Ok(Self::Signin(Signin { auth, user_data }))
             }
             name if is_client_event(name) => {
                 validate_event_name(name)?;
-                let channel = string_field("channel", envelope.channel)?
-                    .ok_or(FrameError::MissingField("channel"))?;
+                let channel = string_field("channel", envelope.channel)?.ok_or(FrameError::MissingField("channel"))?;
                 Ok(Self::ClientEvent(ClientEvent {
                     channel: channel_name(&channel)?,
                     event,
                     data: envelope.data.map(RawJson::from_raw),
                 }))
             }
-            _ => Ok(Self::Other {
-                event: excerpt(&event),
-            }),
+            _ => Ok(Self::Other { event: excerpt(&event) }),
         }
     }
 }
@@ -147,10 +133,7 @@ fn parse_subscribe(data: Option<&RawValue>) -> Result<ClientFrame, FrameError> {
 }
 
 fn channel_name(name: &str) -> Result<ChannelName, FrameError> {
-    ChannelName::parse(name).map_err(|source| FrameError::InvalidChannel {
-        channel: excerpt(name),
-        source,
-    })
+    ChannelName::parse(name).map_err(|source| FrameError::InvalidChannel { channel: excerpt(name), source })
 }
 
 /// A top-level string field; `null` counts as absent.
@@ -159,10 +142,7 @@ fn string_field(field: &'static str, raw: Option<&RawValue>) -> Result<Option<St
         None => Ok(None),
         Some(raw) => match serde_json::from_str::<Option<String>>(raw.get()) {
             Ok(value) => Ok(value),
-            Err(_) => Err(FrameError::WrongType {
-                field,
-                expected: "a string",
-            }),
+            Err(_) => Err(FrameError::WrongType { field, expected: "a string" }),
         },
     }
 }
@@ -182,24 +162,15 @@ fn data_object(raw: Option<&RawValue>) -> Result<Map<String, Value>, FrameError>
 }
 
 fn not_an_object() -> FrameError {
-    FrameError::WrongType {
-        field: "data",
-        expected: "an object",
-    }
+    FrameError::WrongType { field: "data", expected: "an object" }
 }
 
 /// Remove a string field from `data`; `null` counts as absent.
-fn take_string(
-    data: &mut Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, FrameError> {
+fn take_string(data: &mut Map<String, Value>, field: &'static str) -> Result<Option<String>, FrameError> {
     match data.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(FrameError::WrongType {
-            field,
-            expected: "a string",
-        }),
+        Some(_) => Err(FrameError::WrongType { field, expected: "a string" }),
     }
 }
 
@@ -237,11 +208,7 @@ mod tests {
             parse(
                 r#"{"event":"pusher:subscribe","data":{"auth":"k:s","channel_data":"{\"user_id\": 10}","channel":"presence-a"}}"#
             ),
-            Ok(subscribe(
-                "presence-a",
-                Some("k:s"),
-                Some(r#"{"user_id": 10}"#)
-            ))
+            Ok(subscribe("presence-a", Some("k:s"), Some(r#"{"user_id": 10}"#)))
         );
         // data JSON-encoded in a string.
         assert_eq!(
@@ -252,41 +219,24 @@ mod tests {
 
     #[test]
     fn the_other_frames() {
-        assert_eq!(
-            parse(r#"{"event":"pusher:ping","data":{}}"#),
-            Ok(ClientFrame::Ping)
-        );
+        assert_eq!(parse(r#"{"event":"pusher:ping","data":{}}"#), Ok(ClientFrame::Ping));
         assert_eq!(parse(r#"{"event":"pusher:ping"}"#), Ok(ClientFrame::Ping));
-        assert_eq!(
-            parse(r#"{"event":"pusher:pong","data":"{}"}"#),
-            Ok(ClientFrame::Pong)
-        );
+        assert_eq!(parse(r#"{"event":"pusher:pong","data":"{}"}"#), Ok(ClientFrame::Pong));
         assert_eq!(
             parse(r#"{"event":"pusher:unsubscribe","data":{"channel":"my-channel"}}"#),
-            Ok(ClientFrame::Unsubscribe {
-                channel: ChannelName::parse("my-channel").unwrap()
-            })
+            Ok(ClientFrame::Unsubscribe { channel: ChannelName::parse("my-channel").unwrap() })
         );
         assert_eq!(
-            parse(
-                r#"{"event":"pusher:signin","data":{"auth":"k:s","user_data":"{\"id\":\"1\"}"}}"#
-            ),
-            Ok(ClientFrame::Signin(Signin {
-                auth: "k:s".into(),
-                user_data: r#"{"id":"1"}"#.into()
-            }))
+            parse(r#"{"event":"pusher:signin","data":{"auth":"k:s","user_data":"{\"id\":\"1\"}"}}"#),
+            Ok(ClientFrame::Signin(Signin { auth: "k:s".into(), user_data: r#"{"id":"1"}"#.into() }))
         );
         assert_eq!(
             parse(r#"{"event":"pusher:whatever","data":{}}"#),
-            Ok(ClientFrame::Other {
-                event: "pusher:whatever".into()
-            })
+            Ok(ClientFrame::Other { event: "pusher:whatever".into() })
         );
         assert_eq!(
             parse(r#"{"event":"typing","channel":"private-a"}"#),
-            Ok(ClientFrame::Other {
-                event: "typing".into()
-            })
+            Ok(ClientFrame::Other { event: "typing".into() })
         );
     }
 
@@ -300,8 +250,7 @@ mod tests {
         assert_eq!(event.event, "client-typing");
         assert_eq!(event.channel.as_str(), "private-chat");
         assert_eq!(event.data.unwrap().get(), r#"{"b": 1,"a":[2]}"#);
-        let Ok(ClientFrame::ClientEvent(event)) =
-            parse(r#"{"event":"client-x","channel":"private-a","data":"text"}"#)
+        let Ok(ClientFrame::ClientEvent(event)) = parse(r#"{"event":"client-x","channel":"private-a","data":"text"}"#)
         else {
             panic!("not a client event");
         };
@@ -320,99 +269,47 @@ mod tests {
         check("null", FrameError::NotAnObject);
         check("{}", FrameError::MissingField("event"));
         check(r#"{"event":null}"#, FrameError::MissingField("event"));
-        check(
-            r#"{"event":42}"#,
-            FrameError::WrongType {
-                field: "event",
-                expected: "a string",
-            },
-        );
-        check(
-            r#"{"event":"pusher:subscribe"}"#,
-            FrameError::MissingField("data"),
-        );
-        check(
-            r#"{"event":"pusher:subscribe","data":{}}"#,
-            FrameError::MissingField("channel"),
-        );
+        check(r#"{"event":42}"#, FrameError::WrongType { field: "event", expected: "a string" });
+        check(r#"{"event":"pusher:subscribe"}"#, FrameError::MissingField("data"));
+        check(r#"{"event":"pusher:subscribe","data":{}}"#, FrameError::MissingField("channel"));
         check(
             r#"{"event":"pusher:subscribe","data":[]}"#,
-            FrameError::WrongType {
-                field: "data",
-                expected: "an object",
-            },
+            FrameError::WrongType { field: "data", expected: "an object" },
         );
         check(
             r#"{"event":"pusher:subscribe","data":"nope"}"#,
-            FrameError::WrongType {
-                field: "data",
-                expected: "an object",
-            },
+            FrameError::WrongType { field: "data", expected: "an object" },
         );
         check(
             r#"{"event":"pusher:subscribe","data":{"channel":5}}"#,
-            FrameError::WrongType {
-                field: "channel",
-                expected: "a string",
-            },
+            FrameError::WrongType { field: "channel", expected: "a string" },
         );
         check(
             r#"{"event":"pusher:subscribe","data":{"channel":"a","auth":{}}}"#,
-            FrameError::WrongType {
-                field: "auth",
-                expected: "a string",
-            },
+            FrameError::WrongType { field: "auth", expected: "a string" },
         );
         check(
             r#"{"event":"pusher:subscribe","data":{"channel":"a b"}}"#,
-            FrameError::InvalidChannel {
-                channel: "a b".into(),
-                source: ChannelNameError::InvalidCharacter(' '),
-            },
+            FrameError::InvalidChannel { channel: "a b".into(), source: ChannelNameError::InvalidCharacter(' ') },
         );
-        check(
-            r#"{"event":"pusher:signin","data":{"auth":"k:s"}}"#,
-            FrameError::MissingField("user_data"),
-        );
-        check(
-            r#"{"event":"client-x","data":{}}"#,
-            FrameError::MissingField("channel"),
-        );
+        check(r#"{"event":"pusher:signin","data":{"auth":"k:s"}}"#, FrameError::MissingField("user_data"));
+        check(r#"{"event":"client-x","data":{}}"#, FrameError::MissingField("channel"));
         check(
             r#"{"event":"client-x","channel":["a"]}"#,
-            FrameError::WrongType {
-                field: "channel",
-                expected: "a string",
-            },
+            FrameError::WrongType { field: "channel", expected: "a string" },
         );
-        let long_event = format!(
-            r#"{{"event":"client-{}","channel":"private-a"}}"#,
-            "x".repeat(200)
-        );
-        check(
-            &long_event,
-            FrameError::InvalidEventName(EventNameError::TooLong { len: 207, max: 200 }),
-        );
+        let long_event = format!(r#"{{"event":"client-{}","channel":"private-a"}}"#, "x".repeat(200));
+        check(&long_event, FrameError::InvalidEventName(EventNameError::TooLong { len: 207, max: 200 }));
     }
 
     #[test]
     fn huge_strings_are_refused_without_echoing_them_whole() {
         let name = "x".repeat(100_000);
         let text = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{name}"}}}}"#);
-        let Err(FrameError::InvalidChannel { channel, source }) = parse(&text) else {
-            panic!("accepted")
-        };
-        assert_eq!(
-            source,
-            ChannelNameError::TooLong {
-                len: 100_000,
-                max: 200
-            }
-        );
+        let Err(FrameError::InvalidChannel { channel, source }) = parse(&text) else { panic!("accepted") };
+        assert_eq!(source, ChannelNameError::TooLong { len: 100_000, max: 200 });
         assert!(channel.len() < 100);
-        let Ok(ClientFrame::Other { event }) = parse(&format!(r#"{{"event":"{name}"}}"#)) else {
-            panic!()
-        };
+        let Ok(ClientFrame::Other { event }) = parse(&format!(r#"{{"event":"{name}"}}"#)) else { panic!() };
         assert!(event.len() < 100);
     }
 }

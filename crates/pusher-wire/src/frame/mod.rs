@@ -47,15 +47,8 @@ mod tests {
 
     #[test]
     fn json_strings_round_trip_through_serde() {
-        for s in [
-            "",
-            "plain",
-            "quote\"back\\slash",
-            "nl\ncr\rtab\t",
-            "\u{0}\u{1f}\u{8}\u{c}",
-            "é€😀",
-            "</script>",
-        ] {
+        for s in ["", "plain", "quote\"back\\slash", "nl\ncr\rtab\t", "\u{0}\u{1f}\u{8}\u{c}", "é€😀", "</script>"]
+        {
             let mut out = String::new();
             push_json_string(&mut out, s);
             assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);

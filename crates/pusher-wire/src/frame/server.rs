@@ -37,8 +37,7 @@ struct Frame(String);
 
 impl Frame {
     fn new(event: &str, channel: Option<&str>, data_len_hint: usize) -> Self {
-        let mut out =
-            String::with_capacity(32 + event.len() + channel.map_or(0, str::len) + data_len_hint);
+        let mut out = String::with_capacity(32 + event.len() + channel.map_or(0, str::len) + data_len_hint);
         out.push_str(r#"{"event":"#);
         push_json_string(&mut out, event);
         if let Some(channel) = channel {
@@ -115,22 +114,12 @@ pub fn presence_subscription_succeeded<'a>(
         count += 1;
     }
     let data = format!(r#"{{"presence":{{"ids":{ids}],"hash":{hash}}},"count":{count}}}}}"#);
-    Frame::new(
-        "pusher_internal:subscription_succeeded",
-        Some(channel),
-        data.len() * 5 / 4,
-    )
-    .data_string(&data)
+    Frame::new("pusher_internal:subscription_succeeded", Some(channel), data.len() * 5 / 4).data_string(&data)
 }
 
 /// `pusher:subscription_error` in the pusher-js 7+ shape `{type, error, status}`; Laravel Echo's
 /// `.error()` callback receives it.
-pub fn subscription_error(
-    channel: &str,
-    error_type: SubscriptionErrorType,
-    message: &str,
-    status: u16,
-) -> String {
+pub fn subscription_error(channel: &str, error_type: SubscriptionErrorType, message: &str, status: u16) -> String {
     let mut data = String::from(r#"{"type":"#);
     push_json_string(&mut data, error_type.as_str());
     data.push_str(r#","error":"#);
@@ -146,12 +135,7 @@ pub fn channel_event(event: &str, channel: &str, data: &str) -> String {
 
 /// A client event relayed to the other subscribers: `data` exactly as the sender wrote it, and on
 /// presence channels the sender's `user_id`.
-pub fn client_event(
-    event: &str,
-    channel: &str,
-    data: Option<&RawJson>,
-    user_id: Option<&str>,
-) -> String {
+pub fn client_event(event: &str, channel: &str, data: Option<&RawJson>, user_id: Option<&str>) -> String {
     let mut frame = Frame::new(event, Some(channel), data.map_or(0, |d| d.get().len()) + 16);
     if let Some(data) = data {
         frame.0.push_str(r#","data":"#);
@@ -171,12 +155,7 @@ pub fn member_added(channel: &str, user_id: &str, user_info: &str) -> String {
     data.push_str(r#","user_info":"#);
     data.push_str(user_info);
     data.push('}');
-    Frame::new(
-        "pusher_internal:member_added",
-        Some(channel),
-        data.len() * 5 / 4,
-    )
-    .data_string(&data)
+    Frame::new("pusher_internal:member_added", Some(channel), data.len() * 5 / 4).data_string(&data)
 }
 
 /// `pusher_internal:member_removed`: a user's last connection left the presence channel.
@@ -184,12 +163,7 @@ pub fn member_removed(channel: &str, user_id: &str) -> String {
     let mut data = String::from(r#"{"user_id":"#);
     push_json_string(&mut data, user_id);
     data.push('}');
-    Frame::new(
-        "pusher_internal:member_removed",
-        Some(channel),
-        data.len() * 5 / 4,
-    )
-    .data_string(&data)
+    Frame::new("pusher_internal:member_removed", Some(channel), data.len() * 5 / 4).data_string(&data)
 }
 
 /// `pusher:cache_miss`: a cache channel had no event to replay.
@@ -273,10 +247,8 @@ mod tests {
             &subscription_succeeded("test_chat_channel"),
             json!({"event":"pusher_internal:subscription_succeeded","channel":"test_chat_channel","data":"{}"}),
         );
-        let frame = presence_subscription_succeeded(
-            "presence-foobar",
-            [("10", r#"{"name":"Mr. Channels"}"#), ("11", "null")],
-        );
+        let frame =
+            presence_subscription_succeeded("presence-foobar", [("10", r#"{"name":"Mr. Channels"}"#), ("11", "null")]);
         let outer: Value = serde_json::from_str(&frame).unwrap();
         let inner: Value = serde_json::from_str(outer["data"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -285,23 +257,12 @@ mod tests {
         );
         let empty = presence_subscription_succeeded("presence-x", []);
         let outer: Value = serde_json::from_str(&empty).unwrap();
-        assert_eq!(
-            outer["data"],
-            json!(r#"{"presence":{"ids":[],"hash":{},"count":0}}"#)
-        );
+        assert_eq!(outer["data"], json!(r#"{"presence":{"ids":[],"hash":{},"count":0}}"#));
         check(
-            &subscription_error(
-                "private-x",
-                SubscriptionErrorType::AuthError,
-                "invalid signature",
-                401,
-            ),
+            &subscription_error("private-x", SubscriptionErrorType::AuthError, "invalid signature", 401),
             json!({"event":"pusher:subscription_error","channel":"private-x","data":{"type":"AuthError","error":"invalid signature","status":401}}),
         );
-        check(
-            &cache_miss("cache-x"),
-            json!({"event":"pusher:cache_miss","channel":"cache-x"}),
-        );
+        check(&cache_miss("cache-x"), json!({"event":"pusher:cache_miss","channel":"cache-x"}));
         check(
             &subscription_count("my-channel", 3),
             json!({"event":"pusher_internal:subscription_count","channel":"my-channel","data":"{\"subscription_count\":3}"}),
@@ -329,10 +290,7 @@ mod tests {
             &client_event("client-typing", "presence-room", Some(&data), Some("2")),
             json!({"event":"client-typing","channel":"presence-room","data":{"t":1},"user_id":"2"}),
         );
-        check(
-            &client_event("client-x", "private-a", None, None),
-            json!({"event":"client-x","channel":"private-a"}),
-        );
+        check(&client_event("client-x", "private-a", None, None), json!({"event":"client-x","channel":"private-a"}));
         check(
             &member_added("presence-foobar", "11", r#"{"name":"Ada"}"#),
             json!({"event":"pusher_internal:member_added","channel":"presence-foobar","data":"{\"user_id\":\"11\",\"user_info\":{\"name\":\"Ada\"}}"}),

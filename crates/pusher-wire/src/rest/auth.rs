@@ -18,31 +18,17 @@ pub struct QueryParams(Vec<(String, String)>);
 impl QueryParams {
     /// Parse a raw query string (without the `?`), decoding `%XX` and `+`.
     pub fn parse(raw: &str) -> Self {
-        Self(
-            form_urlencoded::parse(raw.as_bytes())
-                .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
-                .collect(),
-        )
+        Self(form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.to_lowercase(), v.into_owned())).collect())
     }
 
     /// Build from pairs (keys are lowercased).
-    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.as_ref().to_lowercase(), v.into()))
-                .collect(),
-        )
+    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(pairs.into_iter().map(|(k, v)| (k.as_ref().to_lowercase(), v.into())).collect())
     }
 
     /// The first value of `key` (lowercase).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Every pair.
@@ -52,35 +38,22 @@ impl QueryParams {
 
     /// Encode for the wire (percent-encoded), in the stored order.
     pub fn to_query_string(&self) -> String {
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(self.iter())
-            .finish()
+        form_urlencoded::Serializer::new(String::new()).extend_pairs(self.iter()).finish()
     }
 }
 
 /// The string a REST request's signature covers.
 pub fn string_to_sign(method: &str, path: &str, params: &QueryParams) -> String {
-    let mut pairs: Vec<(&str, &str)> = params
-        .iter()
-        .filter(|(k, _)| *k != "auth_signature")
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = params.iter().filter(|(k, _)| *k != "auth_signature").collect();
     // Stable sort on the key alone keeps repeated keys (`k[]=a&k[]=b`) in the order sent.
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(
-        "{}\n{}\n{}",
-        method.to_ascii_uppercase(),
-        path,
-        query.join("&")
-    )
+    format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, query.join("&"))
 }
 
 /// The signature of a request with these parameters.
 pub fn sign(secret: &str, method: &str, path: &str, params: &QueryParams) -> String {
-    hmac_sha256_hex(
-        secret.as_bytes(),
-        string_to_sign(method, path, params).as_bytes(),
-    )
+    hmac_sha256_hex(secret.as_bytes(), string_to_sign(method, path, params).as_bytes())
 }
 
 /// The full signed query string an SDK would send for a request, for Herald's own tools and tests.
@@ -96,11 +69,7 @@ pub fn signed_query(
 ) -> String {
     let timestamp = timestamp.to_string();
     let body_md5 = md5_hex(body);
-    let mut pairs = vec![
-        ("auth_key", key),
-        ("auth_timestamp", &timestamp),
-        ("auth_version", "1.0"),
-    ];
+    let mut pairs = vec![("auth_key", key), ("auth_timestamp", &timestamp), ("auth_version", "1.0")];
     if !body.is_empty() {
         pairs.push(("body_md5", &body_md5));
     }
@@ -125,47 +94,27 @@ pub struct RestRequest<'a> {
 }
 
 /// Check a request against an app's key and secret at time `now` (unix seconds).
-pub fn verify(
-    request: &RestRequest<'_>,
-    key: &str,
-    secret: &str,
-    now: u64,
-) -> Result<(), RestAuthError> {
+pub fn verify(request: &RestRequest<'_>, key: &str, secret: &str, now: u64) -> Result<(), RestAuthError> {
     let params = request.params;
-    let given_key = params
-        .get("auth_key")
-        .ok_or(RestAuthError::MissingParameter("auth_key"))?;
+    let given_key = params.get("auth_key").ok_or(RestAuthError::MissingParameter("auth_key"))?;
     if !constant_time_eq(given_key.as_bytes(), key.as_bytes()) {
         return Err(RestAuthError::UnknownKey);
     }
-    let timestamp = params
-        .get("auth_timestamp")
-        .ok_or(RestAuthError::MissingParameter("auth_timestamp"))?;
-    let timestamp: u64 = timestamp
-        .parse()
-        .map_err(|_| RestAuthError::InvalidTimestamp)?;
+    let timestamp = params.get("auth_timestamp").ok_or(RestAuthError::MissingParameter("auth_timestamp"))?;
+    let timestamp: u64 = timestamp.parse().map_err(|_| RestAuthError::InvalidTimestamp)?;
     if timestamp.abs_diff(now) >= REST_TIMESTAMP_WINDOW_SECS {
-        return Err(RestAuthError::TimestampExpired {
-            given: timestamp,
-            now,
-            window: REST_TIMESTAMP_WINDOW_SECS,
-        });
+        return Err(RestAuthError::TimestampExpired { given: timestamp, now, window: REST_TIMESTAMP_WINDOW_SECS });
     }
     match params.get("auth_version") {
         None => return Err(RestAuthError::MissingParameter("auth_version")),
         Some("1.0") => {}
         Some(_) => return Err(RestAuthError::UnsupportedVersion),
     }
-    let given = params
-        .get("auth_signature")
-        .ok_or(RestAuthError::MissingParameter("auth_signature"))?;
+    let given = params.get("auth_signature").ok_or(RestAuthError::MissingParameter("auth_signature"))?;
     let string_to_sign = string_to_sign(request.method, request.path, params);
     let expected = hmac_sha256_hex(secret.as_bytes(), string_to_sign.as_bytes());
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return Err(RestAuthError::InvalidSignature {
-            string_to_sign,
-            given: crate::error::excerpt(given),
-        });
+        return Err(RestAuthError::InvalidSignature { string_to_sign, given: crate::error::excerpt(given) });
     }
     // The signature covers `body_md5`; this ties the body to it. Python sends the MD5 of the empty
     // body on GETs, so a present `body_md5` is always checked, and required only with a body.
@@ -188,12 +137,7 @@ mod tests {
 
     fn check(query: &str, body: &str, now: u64) -> Result<(), RestAuthError> {
         let params = QueryParams::parse(query);
-        let request = RestRequest {
-            method: "POST",
-            path: "/apps/3/events",
-            params: &params,
-            body: body.as_bytes(),
-        };
+        let request = RestRequest { method: "POST", path: "/apps/3/events", params: &params, body: body.as_bytes() };
         verify(&request, KEY, SECRET, now)
     }
 
@@ -210,32 +154,15 @@ mod tests {
             check(&QUERY.replace("auth_key=", "x="), BODY, NOW),
             Err(RestAuthError::MissingParameter("auth_key"))
         );
-        assert_eq!(
-            check(&QUERY.replace("auth_key=2", "auth_key=3"), BODY, NOW),
-            Err(RestAuthError::UnknownKey)
-        );
+        assert_eq!(check(&QUERY.replace("auth_key=2", "auth_key=3"), BODY, NOW), Err(RestAuthError::UnknownKey));
         assert_eq!(
             check(QUERY, BODY, NOW + 600),
-            Err(RestAuthError::TimestampExpired {
-                given: NOW,
-                now: NOW + 600,
-                window: 600
-            })
+            Err(RestAuthError::TimestampExpired { given: NOW, now: NOW + 600, window: 600 })
         );
-        assert!(matches!(
-            check(QUERY, BODY, NOW - 600),
-            Err(RestAuthError::TimestampExpired { .. })
-        ));
+        assert!(matches!(check(QUERY, BODY, NOW - 600), Err(RestAuthError::TimestampExpired { .. })));
+        assert_eq!(check(&QUERY.replace("=1353088179", "=soon"), BODY, NOW), Err(RestAuthError::InvalidTimestamp));
         assert_eq!(
-            check(&QUERY.replace("=1353088179", "=soon"), BODY, NOW),
-            Err(RestAuthError::InvalidTimestamp)
-        );
-        assert_eq!(
-            check(
-                &QUERY.replace("auth_version=1.0", "auth_version=2.0"),
-                BODY,
-                NOW
-            ),
+            check(&QUERY.replace("auth_version=1.0", "auth_version=2.0"), BODY, NOW),
             Err(RestAuthError::UnsupportedVersion)
         );
         assert!(matches!(
@@ -243,19 +170,13 @@ mod tests {
             Err(RestAuthError::InvalidSignature { .. })
         ));
         // A changed body with the original signature: the MD5 no longer matches.
-        assert_eq!(
-            check(QUERY, &BODY.replace("foo", "bar"), NOW),
-            Err(RestAuthError::BodyMd5Mismatch)
-        );
+        assert_eq!(check(QUERY, &BODY.replace("foo", "bar"), NOW), Err(RestAuthError::BodyMd5Mismatch));
     }
 
     #[test]
     fn keys_are_lowercased_and_values_decoded_before_signing() {
         let params = QueryParams::parse("B=2&a=1%2C2&c=x+y&Auth_Signature=zzz");
-        assert_eq!(
-            string_to_sign("get", "/p", &params),
-            "GET\n/p\na=1,2&b=2&c=x y"
-        );
+        assert_eq!(string_to_sign("get", "/p", &params), "GET\n/p\na=1,2&b=2&c=x y");
     }
 
     #[test]
@@ -272,12 +193,7 @@ mod tests {
         );
         assert!(query.contains("info=user_count%2Csubscription_count"));
         let params = QueryParams::parse(&query);
-        let request = RestRequest {
-            method: "POST",
-            path: "/apps/3/events",
-            params: &params,
-            body,
-        };
+        let request = RestRequest { method: "POST", path: "/apps/3/events", params: &params, body };
         assert_eq!(verify(&request, KEY, SECRET, NOW), Ok(()));
         let get = signed_query(KEY, SECRET, "GET", "/apps/3/channels", &[], b"", NOW);
         assert!(!get.contains("body_md5"));
@@ -292,16 +208,8 @@ mod tests {
             ("body_md5", "d41d8cd98f00b204e9800998ecf8427e"),
         ]);
         let mut with_signature = params.clone();
-        with_signature.0.push((
-            "auth_signature".into(),
-            sign(SECRET, "GET", "/apps/3/channels", &params),
-        ));
-        let request = RestRequest {
-            method: "GET",
-            path: "/apps/3/channels",
-            params: &with_signature,
-            body: b"",
-        };
+        with_signature.0.push(("auth_signature".into(), sign(SECRET, "GET", "/apps/3/channels", &params)));
+        let request = RestRequest { method: "GET", path: "/apps/3/channels", params: &with_signature, body: b"" };
         assert_eq!(verify(&request, KEY, SECRET, NOW), Ok(()));
     }
 }

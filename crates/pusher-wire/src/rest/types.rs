@@ -139,10 +139,7 @@ impl Trigger {
             return Err(TriggerError::NoChannels);
         }
         if names.len() > limits.max_channels {
-            return Err(TriggerError::TooManyChannels {
-                count: names.len(),
-                max: limits.max_channels,
-            });
+            return Err(TriggerError::TooManyChannels { count: names.len(), max: limits.max_channels });
         }
         let mut channels: Vec<ChannelName> = Vec::with_capacity(names.len());
         for name in &names {
@@ -170,10 +167,7 @@ impl BatchEvent {
     pub fn parse_batch(body: &[u8], limits: &TriggerLimits) -> Result<Vec<Self>, TriggerError> {
         let raw: RawBatch = from_object(body)?;
         if raw.batch.len() > limits.max_batch_events {
-            return Err(TriggerError::BatchTooLarge {
-                count: raw.batch.len(),
-                max: limits.max_batch_events,
-            });
+            return Err(TriggerError::BatchTooLarge { count: raw.batch.len(), max: limits.max_batch_events });
         }
         raw.batch
             .into_iter()
@@ -193,8 +187,7 @@ impl BatchEvent {
 
 /// Deserialize a body that must be a JSON object (serde's derived structs also take arrays).
 fn from_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, TriggerError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| TriggerError::Malformed("body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(body).map_err(|_| TriggerError::Malformed("body is not UTF-8".into()))?;
     if !is_object_text(text) {
         return Err(TriggerError::Malformed("body is not a JSON object".into()));
     }
@@ -202,29 +195,20 @@ fn from_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, TriggerError
 }
 
 fn channel_name(name: &str) -> Result<ChannelName, TriggerError> {
-    ChannelName::parse(name).map_err(|source| TriggerError::InvalidChannel {
-        channel: excerpt(name),
-        source,
-    })
+    ChannelName::parse(name).map_err(|source| TriggerError::InvalidChannel { channel: excerpt(name), source })
 }
 
 fn validate_event(name: &str, data: &str, limits: &TriggerLimits) -> Result<(), TriggerError> {
     validate_event_name(name)?;
     if data.len() > limits.max_data_bytes {
-        return Err(TriggerError::DataTooLarge {
-            size: data.len(),
-            max: limits.max_data_bytes,
-        });
+        return Err(TriggerError::DataTooLarge { size: data.len(), max: limits.max_data_bytes });
     }
     Ok(())
 }
 
 fn socket_id(raw: Option<String>) -> Result<Option<SocketId>, TriggerError> {
     // Some SDKs send `null` or "" when no socket is excluded.
-    raw.filter(|s| !s.is_empty())
-        .map(|s| SocketId::parse(&s))
-        .transpose()
-        .map_err(Into::into)
+    raw.filter(|s| !s.is_empty()).map(|s| SocketId::parse(&s)).transpose().map_err(Into::into)
 }
 
 fn info(raw: Option<String>) -> Result<Info, TriggerError> {
@@ -250,7 +234,9 @@ mod tests {
         assert_eq!(names(&ruby), ["test_chat_channel"]);
         assert_eq!(ruby.data, r#"{"name":"Ann","message":"hi"}"#);
         assert_eq!(ruby.socket_id, Some(SocketId::parse("1.2").unwrap()));
-        let python = trigger(r#"{"name": "new_message", "channels": ["a", "b"], "data": "{\"x\": 1}", "socket_id": null}"#).unwrap();
+        let python =
+            trigger(r#"{"name": "new_message", "channels": ["a", "b"], "data": "{\"x\": 1}", "socket_id": null}"#)
+                .unwrap();
         assert_eq!(names(&python), ["a", "b"]);
         assert_eq!(python.socket_id, None);
         let php = trigger(r#"{"name":"App\\Events\\X","data":"{}","channel":"private-App.Models.User.1","info":"subscription_count"}"#).unwrap();
@@ -265,55 +251,25 @@ mod tests {
     fn refusals() {
         let check = |body: &str, err: TriggerError| assert_eq!(trigger(body), Err(err), "{body}");
         check(r#"{"name":"e","data":"d"}"#, TriggerError::NoChannels);
-        check(
-            r#"{"name":"e","data":"d","channels":[]}"#,
-            TriggerError::NoChannels,
-        );
-        check(
-            r#"{"name":"e","data":"d","channels":["a"],"channel":"b"}"#,
-            TriggerError::ChannelAndChannels,
-        );
+        check(r#"{"name":"e","data":"d","channels":[]}"#, TriggerError::NoChannels);
+        check(r#"{"name":"e","data":"d","channels":["a"],"channel":"b"}"#, TriggerError::ChannelAndChannels);
         check(
             r#"{"name":"e","data":"d","channels":["a b"]}"#,
-            TriggerError::InvalidChannel {
-                channel: "a b".into(),
-                source: ChannelNameError::InvalidCharacter(' '),
-            },
+            TriggerError::InvalidChannel { channel: "a b".into(), source: ChannelNameError::InvalidCharacter(' ') },
         );
-        check(
-            r#"{"name":"","data":"d","channel":"a"}"#,
-            TriggerError::InvalidEventName(EventNameError::Empty),
-        );
-        check(
-            r#"{"name":"e","data":"d","channel":"a","socket_id":"x"}"#,
-            TriggerError::InvalidSocketId(SocketIdError),
-        );
-        check(
-            r#"{"name":"e","data":"d","channels":["private-encrypted-a","b"]}"#,
-            TriggerError::EncryptedMultiChannel,
-        );
-        check(
-            r#"{"name":"e","data":"d","channel":"a","info":"bogus"}"#,
-            TriggerError::UnknownInfo("bogus".into()),
-        );
+        check(r#"{"name":"","data":"d","channel":"a"}"#, TriggerError::InvalidEventName(EventNameError::Empty));
+        check(r#"{"name":"e","data":"d","channel":"a","socket_id":"x"}"#, TriggerError::InvalidSocketId(SocketIdError));
+        check(r#"{"name":"e","data":"d","channels":["private-encrypted-a","b"]}"#, TriggerError::EncryptedMultiChannel);
+        check(r#"{"name":"e","data":"d","channel":"a","info":"bogus"}"#, TriggerError::UnknownInfo("bogus".into()));
         let too_many: Vec<String> = (0..101).map(|i| format!("\"c{i}\"")).collect();
         check(
-            &format!(
-                r#"{{"name":"e","data":"d","channels":[{}]}}"#,
-                too_many.join(",")
-            ),
-            TriggerError::TooManyChannels {
-                count: 101,
-                max: 100,
-            },
+            &format!(r#"{{"name":"e","data":"d","channels":[{}]}}"#, too_many.join(",")),
+            TriggerError::TooManyChannels { count: 101, max: 100 },
         );
         let big = "x".repeat(10 * 1024 + 1);
         check(
             &format!(r#"{{"name":"e","data":"{big}","channel":"a"}}"#),
-            TriggerError::DataTooLarge {
-                size: 10241,
-                max: 10240,
-            },
+            TriggerError::DataTooLarge { size: 10241, max: 10240 },
         );
         for malformed in [
             "",
@@ -324,10 +280,7 @@ mod tests {
             r#"{"name":"e","data":{"a":1},"channel":"a"}"#,
             r#"{"name":"e","data":"d","channels":"a"}"#,
         ] {
-            assert!(
-                matches!(trigger(malformed), Err(TriggerError::Malformed(_))),
-                "{malformed}"
-            );
+            assert!(matches!(trigger(malformed), Err(TriggerError::Malformed(_))), "{malformed}");
         }
         assert_eq!(TriggerError::DataTooLarge { size: 1, max: 0 }.status(), 413);
         assert_eq!(TriggerError::NoChannels.status(), 400);
@@ -347,26 +300,15 @@ mod tests {
         assert_eq!(batch.len(), 2);
         assert_eq!(batch[1].channel.as_str(), "presence-foobar");
         assert!(batch[1].info.user_count);
-        let eleven: Vec<String> = (0..11)
-            .map(|i| format!(r#"{{"channel":"c{i}","name":"e","data":""}}"#))
-            .collect();
+        let eleven: Vec<String> = (0..11).map(|i| format!(r#"{{"channel":"c{i}","name":"e","data":""}}"#)).collect();
         assert_eq!(
-            BatchEvent::parse_batch(
-                format!(r#"{{"batch":[{}]}}"#, eleven.join(",")).as_bytes(),
-                &limits
-            ),
+            BatchEvent::parse_batch(format!(r#"{{"batch":[{}]}}"#, eleven.join(",")).as_bytes(), &limits),
             Err(TriggerError::BatchTooLarge { count: 11, max: 10 })
         );
         assert!(matches!(
-            BatchEvent::parse_batch(
-                br#"{"batch":[{"channels":["a"],"name":"e","data":""}]}"#,
-                &limits
-            ),
+            BatchEvent::parse_batch(br#"{"batch":[{"channels":["a"],"name":"e","data":""}]}"#, &limits),
             Err(TriggerError::Malformed(_))
         ));
-        assert_eq!(
-            BatchEvent::parse_batch(br#"{"batch":[]}"#, &limits),
-            Ok(vec![])
-        );
+        assert_eq!(BatchEvent::parse_batch(br#"{"batch":[]}"#, &limits), Ok(vec![]));
     }
 }

@@ -1,0 +1,51 @@
+//! The apps this server hosts, found by id (REST paths) or by key (WebSocket paths).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::AppConfig;
+use crate::hub::Hub;
+
+/// One hosted app: its configuration and its channels.
+#[derive(Debug)]
+pub struct App {
+    /// Credentials and switches.
+    pub config: AppConfig,
+    /// The app's channels and subscribers.
+    pub hub: Hub,
+}
+
+/// Every hosted app, indexed by id and by key.
+#[derive(Debug, Default)]
+pub struct AppStore {
+    by_id: HashMap<String, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+impl AppStore {
+    /// Build the store; each app gets an empty hub.
+    pub fn new(configs: &[AppConfig]) -> Self {
+        let mut store = Self::default();
+        for config in configs {
+            let app = Arc::new(App { hub: Hub::new(config.subscription_count), config: config.clone() });
+            store.by_id.insert(config.id.clone(), app.clone());
+            store.by_key.insert(config.key.clone(), app);
+        }
+        store
+    }
+
+    /// The app with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    /// The app with this key.
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    /// Every app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+}

@@ -1,0 +1,263 @@
+//! Server configuration: what `herald serve` flags and a TOML file turn into.
+//!
+//! [`Config`] is plain data with defaults that match hosted Pusher; [`Config::validate`] refuses
+//! values that would break a client later (empty secrets, keys that cannot sit in a URL, duplicate
+//! apps) so the server fails loudly at start instead.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use pusher_wire::limits::{ACTIVITY_TIMEOUT_SECS, PONG_TIMEOUT_SECS};
+use pusher_wire::rest::types::TriggerLimits;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Everything the server needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// The apps this server hosts.
+    pub apps: Vec<AppConfig>,
+    /// `activity_timeout` announced to clients; also how long a client may stay silent before the
+    /// server pings it.
+    pub activity_timeout: Duration,
+    /// How long the server waits for any reply to its ping before closing with 4201.
+    pub pong_timeout: Duration,
+    /// Most connections this process accepts; more are closed with 4100.
+    pub max_connections: usize,
+    /// Bounds of each connection's outbound queue; a client that falls this far behind is closed
+    /// with 4100.
+    pub outbox: OutboxLimits,
+    /// On shutdown, connections are closed with 4200 spread over this long, so that clients do not
+    /// all reconnect at the same instant.
+    pub shutdown_spread: Duration,
+}
+
+/// How far a connection may fall behind before it is closed as a slow consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Most frames waiting to be written.
+    pub max_frames: usize,
+    /// Most bytes waiting to be written (frames shared with other connections count in full).
+    pub max_bytes: usize,
+    /// Longest a single write to the socket may block.
+    pub write_timeout: Duration,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        Self { max_frames: 1024, max_bytes: 4 << 20, write_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// One app: its credentials and switches.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app id used in REST paths (`/apps/{id}/…`). Numeric ids work with every SDK.
+    pub id: String,
+    /// The public key clients connect with.
+    pub key: String,
+    /// The secret that signs everything.
+    pub secret: String,
+    /// Whether subscribers may send `client-*` events on private and presence channels.
+    #[serde(default = "yes")]
+    pub client_events: bool,
+    /// Whether subscribers are told their channel's subscription count.
+    #[serde(default = "yes")]
+    pub subscription_count: bool,
+    /// Most connections of this app; more are refused with 4004. `None`: no app limit.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Largest event `data`, in bytes.
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_event_bytes() -> usize {
+    TriggerLimits::default().max_data_bytes
+}
+
+impl AppConfig {
+    /// An app with default settings.
+    pub fn new(id: impl Into<String>, key: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            client_events: true,
+            subscription_count: true,
+            max_connections: None,
+            max_event_bytes: default_max_event_bytes(),
+        }
+    }
+
+    /// The limits REST triggers of this app are checked against.
+    pub fn trigger_limits(&self) -> TriggerLimits {
+        TriggerLimits { max_data_bytes: self.max_event_bytes, ..TriggerLimits::default() }
+    }
+}
+
+impl Config {
+    /// A configuration with Pusher's defaults, listening on `host:port`, hosting `apps`.
+    pub fn new(host: IpAddr, port: u16, apps: Vec<AppConfig>) -> Self {
+        Self {
+            host,
+            port,
+            apps,
+            activity_timeout: Duration::from_secs(ACTIVITY_TIMEOUT_SECS),
+            pong_timeout: Duration::from_secs(PONG_TIMEOUT_SECS),
+            max_connections: 100_000,
+            outbox: OutboxLimits::default(),
+            shutdown_spread: Duration::from_secs(2),
+        }
+    }
+
+    /// Read a TOML configuration file. Values it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::from_toml(&text).map_err(|error| match error {
+            ConfigError::Toml(message) => ConfigError::Toml(format!("{}: {message}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parse a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        let defaults = Self::new(IpAddr::from([0, 0, 0, 0]), 6001, Vec::new());
+        Ok(Self {
+            host: file.host.unwrap_or(defaults.host),
+            port: file.port.unwrap_or(defaults.port),
+            apps: file.apps,
+            activity_timeout: file.activity_timeout_secs.map_or(defaults.activity_timeout, Duration::from_secs),
+            pong_timeout: file.pong_timeout_secs.map_or(defaults.pong_timeout, Duration::from_secs),
+            max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            outbox: defaults.outbox,
+            shutdown_spread: defaults.shutdown_spread,
+        })
+    }
+
+    /// Refuse configurations that would break clients later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.apps.is_empty() {
+            return Err(ConfigError::NoApps);
+        }
+        if self.activity_timeout.as_secs() == 0 {
+            // pusher-js refuses a handshake whose activity_timeout is 0.
+            return Err(ConfigError::Invalid("activity timeout must be at least one second".into()));
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            check_credential("app id", &app.id)?;
+            check_credential("key", &app.key)?;
+            check_credential("secret", &app.secret)?;
+            if let Some(other) = self.apps[..i].iter().find(|o| o.id == app.id || o.key == app.key) {
+                let what = if other.id == app.id { "id" } else { "key" };
+                return Err(ConfigError::Invalid(format!("two apps share the {what} {:?}", app.id)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Credentials travel in URLs (`http://KEY:SECRET@host/apps/ID`), so only URL-safe characters.
+fn check_credential(what: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::Invalid(format!("the {what} is empty")));
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))) {
+        return Err(ConfigError::Invalid(format!(
+            "the {what} contains {c:?}; use letters, digits, '-', '_', '.' or '~' so it can sit in a URL"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    activity_timeout_secs: Option<u64>,
+    pong_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    #[serde(default)]
+    apps: Vec<AppConfig>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// No app is configured.
+    #[error("no app is configured: give --app-id, --key and --secret, or --config FILE with [[apps]]")]
+    NoApps,
+    /// A value is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The configuration file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML for a Herald configuration.
+    #[error("invalid configuration: {0}")]
+    Toml(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_with_several_apps() {
+        let config = Config::from_toml(
+            r#"
+            port = 7000
+            [[apps]]
+            id = "1"
+            key = "key-one"
+            secret = "secret-one"
+            [[apps]]
+            id = "2"
+            key = "key-two"
+            secret = "secret-two"
+            client_events = false
+            max_connections = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.port, 7000);
+        assert_eq!(config.apps.len(), 2);
+        assert!(config.apps[0].client_events);
+        assert!(!config.apps[1].client_events);
+        assert_eq!(config.apps[1].max_connections, Some(10));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn unusable_configurations_are_refused_in_plain_words() {
+        let check = |apps: Vec<AppConfig>, message: &str| {
+            let error = Config::new(IpAddr::from([127, 0, 0, 1]), 0, apps).validate().unwrap_err().to_string();
+            assert!(error.contains(message), "{error}");
+        };
+        check(vec![], "no app is configured");
+        check(vec![AppConfig::new("1", "k", "")], "the secret is empty");
+        check(vec![AppConfig::new("1", "k@", "s")], "the key contains '@'");
+        check(vec![AppConfig::new("1", "k", "s"), AppConfig::new("1", "k2", "s")], "share the id");
+        check(vec![AppConfig::new("1", "k", "s"), AppConfig::new("2", "k", "s")], "share the key");
+        assert!(Config::from_toml("apps = 3").unwrap_err().to_string().contains("invalid configuration"));
+        assert!(Config::from_toml("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\ntypo = 1").is_err());
+    }
+}

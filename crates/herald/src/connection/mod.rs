@@ -1,0 +1,202 @@
+//! One WebSocket connection: a single task owns the socket and its [`Session`], and runs one
+//! `select!` loop over the shutdown signal, the outbox, inbound messages and the heartbeat timer.
+//!
+//! Everything the loop can end with is an [`Exit`]; cleanup (leaving every channel, the close frame)
+//! happens once, after the loop, and [`Exit::close_frame`] maps each reason to its close code in one
+//! match.
+
+pub mod heartbeat;
+pub mod outbox;
+pub mod session;
+pub mod subscribe;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use pusher_wire::ErrorCode;
+use pusher_wire::frame::server;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use self::heartbeat::{Beat, Heartbeat};
+use self::outbox::{Batch, Frame, Kill, Outbox};
+use self::session::Session;
+use crate::apps::App;
+use crate::node::Node;
+
+/// The WebSocket a connection task owns.
+pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// How long a closing handshake may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Exit {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The TCP connection ended or failed.
+    ClientGone,
+    /// The client broke the WebSocket protocol (oversized message, bad framing).
+    ProtocolError(tungstenite::Error),
+    /// A write did not complete within the write timeout.
+    WriteTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// Closed from outside through the outbox.
+    Killed(Kill),
+    /// No reply to the server's ping.
+    PongTimeout,
+}
+
+impl Exit {
+    /// The `pusher:error` and close frame to send, if the socket is still usable.
+    fn close_frame(&self) -> Option<(Option<ErrorCode>, CloseCode, &'static str)> {
+        let pusher = |code: ErrorCode| Some((Some(code), CloseCode::Library(code.code()), code.description()));
+        match self {
+            Self::ClientClosed | Self::ClientGone | Self::WriteTimeout => None,
+            Self::ProtocolError(tungstenite::Error::Capacity(_)) => Some((None, CloseCode::Size, "Message too big")),
+            Self::ProtocolError(_) => Some((None, CloseCode::Protocol, "WebSocket protocol error")),
+            Self::Shutdown => pusher(ErrorCode::Reconnect),
+            Self::Killed(Kill::SlowConsumer) => pusher(ErrorCode::OverCapacity),
+            Self::Killed(Kill::Terminated) => pusher(ErrorCode::Unauthorized),
+            Self::PongTimeout => pusher(ErrorCode::PongNotReceived),
+        }
+    }
+}
+
+/// Serve an accepted connection of `app` until it ends.
+pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
+    let id = node.next_conn_id();
+    let outbox = Arc::new(Outbox::new(id, node.config.outbox));
+    let mut session = Session::new(node.socket_id(id), outbox, app);
+    tracing::debug!(socket_id = %session.socket_id, app = session.app.config.id, "connected");
+    let exit = drive(&mut socket, &mut session, &node).await;
+    session.leave_all(Instant::now());
+    tracing::debug!(socket_id = %session.socket_id, ?exit, "disconnected");
+    if exit_is_shutdown(&exit) {
+        // Spread reconnections over the shutdown window instead of sending every client back at once.
+        tokio::time::sleep(node.shutdown_jitter()).await;
+    }
+    if let Some((code, close, reason)) = exit.close_frame() {
+        close_with(&mut socket, code, close, reason).await;
+    }
+}
+
+/// Refuse a connection before it is established: `pusher:error` first (so pusher-js learns the
+/// reason during its handshake), then the close frame with the same code.
+pub async fn refuse(mut socket: Socket, code: ErrorCode, message: &str) {
+    let frame = server::error(Some(code), message);
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::text(frame))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        close_with(&mut socket, None, CloseCode::Library(code.code()), code.description()).await;
+    }
+}
+
+fn exit_is_shutdown(exit: &Exit) -> bool {
+    matches!(exit, Exit::Shutdown)
+}
+
+async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit {
+    let config = &node.config;
+    let established = server::connection_established(&session.socket_id, config.activity_timeout.as_secs());
+    if let Err(exit) = write(socket, [Frame::from(established)], config.outbox.write_timeout).await {
+        return exit;
+    }
+    let outbox = session.outbox.clone();
+    let mut heartbeat = Heartbeat::new(Instant::now(), config.activity_timeout, config.pong_timeout);
+    let timer = tokio::time::sleep_until(heartbeat.deadline().into());
+    let shutdown = node.shutdown.cancelled();
+    tokio::pin!(timer, shutdown);
+    let mut replies = Vec::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Exit::Shutdown,
+            batch = outbox.next_batch() => match batch {
+                Batch::Frames(frames) => {
+                    if let Err(exit) = write(socket, frames, config.outbox.write_timeout).await {
+                        return exit;
+                    }
+                }
+                Batch::Kill(reason) => return Exit::Killed(reason),
+            },
+            message = socket.next() => {
+                let now = Instant::now();
+                heartbeat.heard(now);
+                match message {
+                    Some(Ok(Message::Text(text))) => session.handle(text.as_str(), now, &mut replies),
+                    // Protocol 7 is text only, but decoding UTF-8 binary frames costs nothing.
+                    Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                        Ok(text) => session.handle(text, now, &mut replies),
+                        Err(_) => replies.push(server::error(None, "binary frames must be UTF-8 JSON").into()),
+                    },
+                    Some(Ok(Message::Close(_))) => return Exit::ClientClosed,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Err(tungstenite::Error::Capacity(e))) => {
+                        return Exit::ProtocolError(tungstenite::Error::Capacity(e));
+                    }
+                    Some(Err(tungstenite::Error::Protocol(e))) => {
+                        return Exit::ProtocolError(tungstenite::Error::Protocol(e));
+                    }
+                    Some(Err(_)) | None => return Exit::ClientGone,
+                }
+                if !replies.is_empty()
+                    && let Err(exit) = write(socket, replies.drain(..), config.outbox.write_timeout).await
+                {
+                    return exit;
+                }
+            },
+            () = &mut timer => {
+                match heartbeat.beat(Instant::now()) {
+                    Beat::Wait => {}
+                    Beat::Ping => {
+                        let ping = Message::Ping(Default::default());
+                        if let Err(exit) = write_message(socket, ping, config.outbox.write_timeout).await {
+                            return exit;
+                        }
+                    }
+                    Beat::Close => return Exit::PongTimeout,
+                }
+                timer.as_mut().reset(heartbeat.deadline().into());
+            },
+        }
+    }
+}
+
+/// Write frames with one flush at the end (tungstenite buffers them and writes in large chunks).
+async fn write(socket: &mut Socket, frames: impl IntoIterator<Item = Frame>, timeout: Duration) -> Result<(), Exit> {
+    let write = async {
+        for frame in frames {
+            socket.feed(Message::Text(frame)).await?;
+        }
+        socket.flush().await
+    };
+    settle(tokio::time::timeout(timeout, write).await)
+}
+
+async fn write_message(socket: &mut Socket, message: Message, timeout: Duration) -> Result<(), Exit> {
+    settle(tokio::time::timeout(timeout, socket.send(message)).await)
+}
+
+fn settle(result: Result<Result<(), tungstenite::Error>, tokio::time::error::Elapsed>) -> Result<(), Exit> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Exit::ClientGone),
+        Err(_) => Err(Exit::WriteTimeout),
+    }
+}
+
+async fn close_with(socket: &mut Socket, error: Option<ErrorCode>, code: CloseCode, reason: &'static str) {
+    let close = async {
+        if let Some(error) = error {
+            socket.feed(Message::text(server::error(Some(error), reason))).await?;
+        }
+        socket.close(Some(CloseFrame { code, reason: reason.into() })).await
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+}

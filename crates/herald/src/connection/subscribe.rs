@@ -1,0 +1,130 @@
+//! `pusher:subscribe` and `pusher:unsubscribe`, for every channel kind.
+//!
+//! Checks run in Pusher's order: the name (already valid once parsed), an existing subscription, the
+//! authorization token by kind, then the presence member and its limits. A refused subscription gets
+//! `pusher:subscription_error` (the event pusher-js and Laravel Echo's `.error()` surface), followed
+//! by the `pusher:error` hosted Pusher sends, and the connection stays open.
+
+use std::time::Instant;
+
+use pusher_wire::auth;
+use pusher_wire::error::{AuthError, FrameError};
+use pusher_wire::frame::client::Subscribe;
+use pusher_wire::frame::server::{self, SubscriptionErrorType};
+use pusher_wire::presence::PresenceMember;
+use pusher_wire::{ChannelKind, ChannelName};
+
+use super::outbox::Frame;
+use super::session::Session;
+use crate::hub::{CacheReplay, JoinError};
+
+/// Handle `pusher:subscribe`.
+pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replies: &mut Vec<Frame>) {
+    let channel = request.channel;
+    if session.subscriptions.contains(&channel) {
+        // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
+        replies.push(server::error(None, &format!("Existing subscription to channel {channel}")).into());
+        return;
+    }
+    let kind = channel.kind();
+    if kind == ChannelKind::ServerToUser {
+        refuse(replies, &channel, SubscriptionErrorType::AuthError, "sign in with pusher:signin first", 401);
+        return;
+    }
+    if kind.requires_auth()
+        && let Err(error) = authorize(session, &channel, request.auth.as_deref(), request.channel_data.as_deref())
+    {
+        refuse_auth(replies, &channel, request.auth.as_deref(), &error);
+        return;
+    }
+    let member = if kind.is_presence() {
+        let Some(channel_data) = request.channel_data.as_deref() else {
+            refuse(replies, &channel, SubscriptionErrorType::AuthError, "presence channels need channel_data", 400);
+            return;
+        };
+        match PresenceMember::parse(channel_data) {
+            Ok(member) => Some(member),
+            Err(error) => {
+                refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 400);
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    match session.app.hub.subscribe(&channel, &session.outbox, member.as_ref(), now) {
+        Ok(joined) => {
+            replies.push(match joined.presence_snapshot {
+                Some(snapshot) => snapshot.into(),
+                None => server::subscription_succeeded(channel.as_str()).into(),
+            });
+            match joined.cache {
+                CacheReplay::NotCached => {}
+                CacheReplay::Hit(frame) => replies.push(frame),
+                CacheReplay::Miss => replies.push(server::cache_miss(channel.as_str()).into()),
+            }
+            session.subscriptions.insert(channel);
+        }
+        Err(error @ JoinError::PresenceFull { .. }) => {
+            refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 4100);
+        }
+    }
+}
+
+/// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher.
+pub fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
+    if session.subscriptions.remove(channel) {
+        session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
+    }
+}
+
+/// Answer a frame that could not be parsed. An invalid channel name in a subscription is also
+/// reported on that channel, so the client's channel object hears about it.
+pub fn refuse_frame(error: &FrameError, replies: &mut Vec<Frame>) {
+    if let FrameError::InvalidChannel { channel, .. } = error {
+        replies.push(
+            server::subscription_error(channel, SubscriptionErrorType::AuthError, &error.to_string(), 400).into(),
+        );
+    }
+    replies.push(server::error(None, &error.to_string()).into());
+}
+
+/// Check the token of a private, encrypted or presence subscription. Presence tokens sign the
+/// `channel_data` as received. A private subscription that carries `channel_data` anyway may have it
+/// signed or not (some servers fold it in), so both forms are accepted.
+fn authorize(
+    session: &Session,
+    channel: &ChannelName,
+    token: Option<&str>,
+    channel_data: Option<&str>,
+) -> Result<(), AuthError> {
+    let config = &session.app.config;
+    let verify = |data: Option<&str>| {
+        auth::verify_channel(&config.key, &config.secret, session.socket_id.as_str(), channel.as_str(), data, token)
+    };
+    if channel.kind().is_presence() {
+        return verify(channel_data);
+    }
+    match channel_data {
+        Some(data) => verify(None).or_else(|_| verify(Some(data))),
+        None => verify(None),
+    }
+}
+
+fn refuse_auth(replies: &mut Vec<Frame>, channel: &ChannelName, token: Option<&str>, error: &AuthError) {
+    refuse(replies, channel, SubscriptionErrorType::AuthError, &error.to_string(), 401);
+    // Hosted Pusher's own wording, for apps that log connection errors.
+    let message = match error {
+        AuthError::InvalidSignature { string_to_sign } => format!(
+            "Invalid signature: Expected HMAC SHA256 hex digest of {string_to_sign}, but got {}",
+            token.unwrap_or_default()
+        ),
+        AuthError::WrongKey => format!("Invalid key in subscription auth data: '{}'", token.unwrap_or_default()),
+        AuthError::Missing => format!("Missing auth for subscription to {channel}"),
+    };
+    replies.push(server::error(None, &message).into());
+}
+
+fn refuse(replies: &mut Vec<Frame>, channel: &ChannelName, kind: SubscriptionErrorType, message: &str, status: u16) {
+    replies.push(server::subscription_error(channel.as_str(), kind, message, status).into());
+}

@@ -1,0 +1,51 @@
+//! The router: every HTTP request on the one port lands here and is sent, by path, to the WebSocket
+//! upgrade (`…/app/{key}`), the REST API (`/apps/{id}/…`) or the health check.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use crate::node::Node;
+use crate::rest::error::ApiError;
+use crate::{rest, upgrade};
+
+/// Answer one request.
+pub async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path();
+    if path.starts_with("/apps/") || path.starts_with("/users/") {
+        return Ok(rest::handle(request, &node).await);
+    }
+    if let Some(key) = websocket_app_key(path) {
+        let key = key.to_owned();
+        return Ok(upgrade::upgrade(request, &key, &node));
+    }
+    Ok(match (request.method(), path) {
+        (&Method::GET | &Method::HEAD, "/" | "/up") => rest::json(hyper::StatusCode::OK, r#"{"ok":true}"#.into()),
+        _ => ApiError::NotFound("no such endpoint".into()).into_response(),
+    })
+}
+
+/// The app key of a WebSocket path `{optional prefix}/app/{key}` (pusher-js 4.2.2+ may add a `wsPath`
+/// prefix).
+fn websocket_app_key(path: &str) -> Option<&str> {
+    let (_, key) = path.rsplit_once("/app/")?;
+    (!key.is_empty() && !key.contains('/')).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_paths() {
+        assert_eq!(websocket_app_key("/app/abc"), Some("abc"));
+        assert_eq!(websocket_app_key("/ws/app/abc"), Some("abc"));
+        assert_eq!(websocket_app_key("/app/"), None);
+        assert_eq!(websocket_app_key("/pusher/app/abc/123/xyz/xhr_streaming"), None);
+        assert_eq!(websocket_app_key("/apps/1/events"), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! [`Channel`]: one channel's subscribers, presence roster, cached event and subscription-count
+//! throttle, all under one mutex so that every change to them is decided in one place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pusher_wire::ChannelKind;
+use pusher_wire::limits::{SUBSCRIPTION_COUNT_THROTTLE_ABOVE, SUBSCRIPTION_COUNT_THROTTLE_SECS};
+
+use super::presence::Roster;
+use crate::connection::outbox::{ConnId, Frame, Outbox};
+
+/// One channel of one app.
+#[derive(Debug)]
+pub struct Channel {
+    kind: ChannelKind,
+    state: Mutex<ChannelState>,
+}
+
+/// Everything a channel holds, guarded together.
+#[derive(Debug, Default)]
+pub struct ChannelState {
+    /// Subscribed connections.
+    pub subscribers: HashMap<ConnId, Subscriber>,
+    /// Presence members (empty on other kinds).
+    pub roster: Roster,
+    /// The last REST event, on cache channels.
+    pub cache: Option<CachedEvent>,
+    /// When the subscription count was last sent, for the throttle on large channels.
+    pub count_sent_at: Option<Instant>,
+    /// A count change is waiting for the throttle to allow it.
+    pub count_pending: bool,
+}
+
+/// One subscribed connection.
+#[derive(Debug)]
+pub struct Subscriber {
+    /// Where to send its frames.
+    pub outbox: Arc<Outbox>,
+    /// Its presence user id, on presence channels.
+    pub user_id: Option<Box<str>>,
+}
+
+/// The last event published on a cache channel.
+#[derive(Debug, Clone)]
+pub struct CachedEvent {
+    /// The channel-event frame, ready to send.
+    pub frame: Frame,
+    /// The event data, for the REST `cache` attribute.
+    pub data: String,
+    /// When it stops being replayed.
+    pub expires: Instant,
+}
+
+/// What to do about the subscription count after a change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CountUpdate {
+    /// Send it now.
+    Send,
+    /// The throttle holds it back; the hub's ticker sends it later.
+    Deferred,
+    /// Nothing to send (feature off, presence channel, nobody left).
+    None,
+}
+
+impl Channel {
+    /// An empty channel.
+    pub fn new(kind: ChannelKind) -> Self {
+        Self { kind, state: Mutex::new(ChannelState::default()) }
+    }
+
+    /// The channel's kind.
+    pub fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+
+    /// Lock the channel. Never hold the guard across an `.await` (hub methods are synchronous).
+    pub fn lock(&self) -> MutexGuard<'_, ChannelState> {
+        // Every mutation under this lock is a single map or field update, so the state stays
+        // consistent even if a holder panicked.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl ChannelState {
+    /// Queue `frame` for every subscriber but `except`; returns how many got it. A subscriber whose
+    /// outbox is full is being closed as a slow consumer and simply misses it.
+    pub fn broadcast(&self, frame: &Frame, except: Option<ConnId>) -> usize {
+        let mut delivered = 0;
+        for (id, subscriber) in &self.subscribers {
+            if Some(*id) != except && subscriber.outbox.try_send(frame.clone()).is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// The cached event, if it has not expired.
+    pub fn live_cache(&self, now: Instant) -> Option<&CachedEvent> {
+        self.cache.as_ref().filter(|cached| cached.expires > now)
+    }
+
+    /// Whether the channel can be dropped from the hub: nobody subscribed and nothing cached.
+    pub fn is_idle(&self, now: Instant) -> bool {
+        self.subscribers.is_empty() && self.live_cache(now).is_none()
+    }
+
+    /// Decide whether a subscription-count change is sent now. Above
+    /// [`SUBSCRIPTION_COUNT_THROTTLE_ABOVE`] subscribers, at most one update per
+    /// [`SUBSCRIPTION_COUNT_THROTTLE_SECS`], so that N clients joining one by one cost O(N) frames
+    /// rather than O(N²).
+    pub fn count_changed(&mut self, now: Instant) -> CountUpdate {
+        if self.subscribers.is_empty() {
+            self.count_pending = false;
+            return CountUpdate::None;
+        }
+        let throttle = Duration::from_secs(SUBSCRIPTION_COUNT_THROTTLE_SECS);
+        let recently_sent = self.count_sent_at.is_some_and(|at| now < at + throttle);
+        if self.subscribers.len() > SUBSCRIPTION_COUNT_THROTTLE_ABOVE && recently_sent {
+            self.count_pending = true;
+            CountUpdate::Deferred
+        } else {
+            self.count_sent_at = Some(now);
+            self.count_pending = false;
+            CountUpdate::Send
+        }
+    }
+
+    /// For the ticker: whether a deferred count is now due (and mark it sent).
+    pub fn deferred_count_due(&mut self, now: Instant) -> bool {
+        let throttle = Duration::from_secs(SUBSCRIPTION_COUNT_THROTTLE_SECS);
+        if self.count_pending && self.count_sent_at.is_none_or(|at| now >= at + throttle) {
+            self.count_pending = false;
+            self.count_sent_at = Some(now);
+            !self.subscribers.is_empty()
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OutboxLimits;
+
+    fn state_with(n: u64) -> ChannelState {
+        let mut state = ChannelState::default();
+        for id in 0..n {
+            let outbox = Arc::new(Outbox::new(ConnId(id), OutboxLimits::default()));
+            state.subscribers.insert(ConnId(id), Subscriber { outbox, user_id: None });
+        }
+        state
+    }
+
+    #[test]
+    fn small_channels_send_every_count_change() {
+        let now = Instant::now();
+        let mut state = state_with(100);
+        assert_eq!(state.count_changed(now), CountUpdate::Send);
+        assert_eq!(state.count_changed(now), CountUpdate::Send);
+    }
+
+    #[test]
+    fn large_channels_send_at_most_every_five_seconds() {
+        let start = Instant::now();
+        let mut state = state_with(101);
+        assert_eq!(state.count_changed(start), CountUpdate::Send);
+        assert_eq!(state.count_changed(start + Duration::from_secs(1)), CountUpdate::Deferred);
+        assert_eq!(state.count_changed(start + Duration::from_secs(2)), CountUpdate::Deferred);
+        assert!(!state.deferred_count_due(start + Duration::from_secs(4)));
+        assert!(state.deferred_count_due(start + Duration::from_secs(5)));
+        assert!(!state.deferred_count_due(start + Duration::from_secs(6)), "sent once");
+        assert_eq!(state.count_changed(start + Duration::from_secs(10)), CountUpdate::Send);
+    }
+
+    #[test]
+    fn broadcast_skips_the_excluded_connection() {
+        let state = state_with(3);
+        assert_eq!(state.broadcast(&Frame::from("x"), Some(ConnId(1))), 2);
+        assert_eq!(state.broadcast(&Frame::from("y"), None), 3);
+    }
+}

@@ -1,0 +1,133 @@
+//! The `herald` binary: parse flags, set up logging, bind, print what to paste into clients, and run
+//! the server until SIGINT or SIGTERM. Errors are printed in plain words, never as a panic.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use herald::{AppConfig, Config};
+use tokio::net::TcpListener;
+
+/// A self-hosted real-time messaging server that speaks the Pusher Channels protocol.
+#[derive(Parser)]
+#[command(name = "herald", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// App id (used in REST paths, /apps/ID/...). Numeric ids work with every SDK.
+    #[arg(long, env = "HERALD_APP_ID")]
+    app_id: Option<String>,
+    /// App key (what pusher-js connects with).
+    #[arg(long, env = "HERALD_KEY")]
+    key: Option<String>,
+    /// App secret (signs REST requests and channel authorizations).
+    #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// TOML file with more apps and settings.
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "HERALD_HOST", value_parser = parse_host)]
+    host: Option<IpAddr>,
+    /// Port to listen on; 0 picks a free one [default: 6001].
+    #[arg(long, env = "HERALD_PORT")]
+    port: Option<u16>,
+}
+
+fn parse_host(value: &str) -> Result<IpAddr, String> {
+    if value.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    value.parse().map_err(|_| format!("{value:?} is not an IP address (like 0.0.0.0 or 127.0.0.1)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let Command::Serve(args) = cli.command;
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 6001, Vec::new()),
+    };
+    match (args.app_id, args.key, args.secret) {
+        (Some(id), Some(key), Some(secret)) => config.apps.push(AppConfig::new(id, key, secret)),
+        (None, None, None) => {}
+        _ => bail!("give all three of --app-id, --key and --secret (or HERALD_APP_ID, HERALD_KEY, HERALD_SECRET)"),
+    }
+    if let Some(host) = args.host {
+        config.host = host;
+    }
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config_from(args)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let address = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        let local = listener.local_addr().context("cannot read the listening address")?;
+        announce(&config, local);
+        herald::run(listener, config, herald::shutdown::signal()).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Log the address and, per app, the client settings to paste. The secret is never logged.
+fn announce(config: &Config, local: SocketAddr) {
+    tracing::info!("listening on http://{local} (WebSocket /app/KEY, REST /apps/APP_ID/...)");
+    let host = if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() };
+    let port = local.port();
+    for app in &config.apps {
+        tracing::info!(
+            "app {}: pusher-js: new Pusher('{}', {{ cluster: 'mt1', wsHost: '{host}', wsPort: {port}, wssPort: {port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})",
+            app.id,
+            app.key
+        );
+        tracing::info!(
+            "app {}: Ruby gem: Pusher.url = 'http://{}:YOUR_SECRET@{host}:{port}/apps/{}'",
+            app.id,
+            app.key,
+            app.id
+        );
+    }
+}

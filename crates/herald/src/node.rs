@@ -1,0 +1,91 @@
+//! [`Node`]: the one `Arc` every task holds. A plain bag of handles: configuration, apps (each with
+//! its hub), the shutdown signal and task tracker, and the counters that make socket ids.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pusher_wire::SocketId;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::apps::AppStore;
+use crate::config::Config;
+use crate::connection::outbox::ConnId;
+
+/// Shared state of the server process.
+#[derive(Debug)]
+pub struct Node {
+    /// The configuration it was started with.
+    pub config: Config,
+    /// Hosted apps and their hubs.
+    pub apps: AppStore,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Random per process: the first half of every socket id, so ids from two runs or two nodes do
+    /// not collide while the second half is a plain counter.
+    socket_tag: u32,
+    next_conn: AtomicU64,
+    /// Open WebSocket connections, for the process-wide cap.
+    connections: AtomicUsize,
+}
+
+impl Node {
+    /// A node for this configuration.
+    pub fn new(config: Config) -> Self {
+        Self {
+            apps: AppStore::new(&config.apps),
+            config,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            socket_tag: rand::random::<u32>().max(1),
+            next_conn: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The socket id of a connection: `{tag}.{connection id}`.
+    pub fn socket_id(&self, id: ConnId) -> SocketId {
+        SocketId::new(u64::from(self.socket_tag), id.0)
+    }
+
+    /// The local connection a socket id names, if it was issued by this process.
+    pub fn conn_id_of(&self, socket_id: &SocketId) -> Option<ConnId> {
+        match socket_id.parts() {
+            Some((tag, id)) if tag == u64::from(self.socket_tag) => Some(ConnId(id)),
+            _ => None,
+        }
+    }
+
+    /// Count a new WebSocket connection unless the process is at its cap.
+    pub fn try_admit(&self) -> bool {
+        let previous = self.connections.fetch_add(1, Ordering::Relaxed);
+        if previous >= self.config.max_connections {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Forget a connection counted by [`Self::try_admit`].
+    pub fn release(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Open WebSocket connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// A random delay within the shutdown spread.
+    pub fn shutdown_jitter(&self) -> Duration {
+        let spread = self.config.shutdown_spread.as_millis() as u64;
+        Duration::from_millis(if spread == 0 { 0 } else { rand::random::<u64>() % spread })
+    }
+}

@@ -1,0 +1,79 @@
+//! `POST /apps/{id}/events` and `POST /apps/{id}/batch_events`: validate, publish to the hub, and
+//! answer `{}` (or the requested counts). A trigger returns once the event is queued for every current
+//! subscriber; it never waits for a socket.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use pusher_wire::rest::types::{BatchEvent, Info, Trigger};
+use pusher_wire::{ChannelKind, ChannelName};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::apps::App;
+use crate::node::Node;
+
+/// Trigger one event on one or more channels.
+pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
+    let trigger = Trigger::parse(body, &app.config.trigger_limits())?;
+    let except = trigger.socket_id.as_ref().and_then(|socket_id| node.conn_id_of(socket_id));
+    let now = Instant::now();
+    for channel in &trigger.channels {
+        publish(app, channel, &trigger.name, &trigger.data, except, now);
+    }
+    if trigger.info.is_empty() {
+        return super::ok("{}".into());
+    }
+    let channels: Map<String, Value> = trigger
+        .channels
+        .iter()
+        .map(|channel| (channel.as_str().to_owned(), counts(app, channel, trigger.info, now)))
+        .collect();
+    super::ok(serde_json::json!({ "channels": channels }).to_string())
+}
+
+/// Trigger up to ten events, each on its own channel.
+pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
+    let events = BatchEvent::parse_batch(body, &app.config.trigger_limits())?;
+    let now = Instant::now();
+    for event in &events {
+        let except = event.socket_id.as_ref().and_then(|socket_id| node.conn_id_of(socket_id));
+        publish(app, &event.channel, &event.name, &event.data, except, now);
+    }
+    if events.iter().all(|event| event.info.is_empty()) {
+        return super::ok("{}".into());
+    }
+    let batch: Vec<Value> = events.iter().map(|event| counts(app, &event.channel, event.info, now)).collect();
+    super::ok(serde_json::json!({ "batch": batch }).to_string())
+}
+
+fn publish(
+    app: &App,
+    channel: &ChannelName,
+    name: &str,
+    data: &str,
+    except: Option<crate::connection::outbox::ConnId>,
+    now: Instant,
+) {
+    if channel.kind() == ChannelKind::ServerToUser {
+        // Delivered to signed-in users; not supported until user sign-in is.
+        return;
+    }
+    app.hub.publish(channel, name, data, except, now);
+}
+
+/// The counts a trigger's `info` asks for: `user_count` on presence channels only, and
+/// `subscription_count` (connections) on any channel.
+fn counts(app: &App, channel: &ChannelName, info: Info, now: Instant) -> Value {
+    let current = app.hub.channel_info(channel.as_str(), now);
+    let mut counts = Map::new();
+    if info.user_count && channel.kind().is_presence() {
+        counts.insert("user_count".into(), current.user_count.into());
+    }
+    if info.subscription_count {
+        counts.insert("subscription_count".into(), current.subscription_count.into());
+    }
+    Value::Object(counts)
+}

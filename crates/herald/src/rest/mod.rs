@@ -1,0 +1,141 @@
+//! The REST API under `/apps/{app_id}/…`: route, read the body within its limit, authenticate, and
+//! dispatch to [`events`] or [`channels`]. Every failure is an [`ApiError`] with a 4xx status and a
+//! JSON body; every success is 200 with a JSON body (the PHP SDK accepts nothing else).
+
+pub mod auth;
+pub mod channels;
+pub mod error;
+pub mod events;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use pusher_wire::rest::auth::QueryParams;
+
+use self::error::ApiError;
+use crate::apps::App;
+use crate::node::Node;
+
+/// The endpoints of the REST API.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Events,
+    BatchEvents,
+    Channels,
+    Channel(String),
+    ChannelUsers(String),
+    TerminateUser(String),
+}
+
+impl Route {
+    fn method(&self) -> Method {
+        match self {
+            Self::Events | Self::BatchEvents | Self::TerminateUser(_) => Method::POST,
+            Self::Channels | Self::Channel(_) | Self::ChannelUsers(_) => Method::GET,
+        }
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    if method == Method::POST { "POST" } else { "GET" }
+}
+
+/// Split a REST path into the app id (absent on the Python SDK's `/users/{id}/terminate_connections`)
+/// and the route. Channel names and user ids are percent-decoded.
+fn parse_path(path: &str) -> Option<(Option<&str>, Route)> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let (app_id, rest) = match segments.as_slice() {
+        ["apps", app_id, rest @ ..] => (Some(*app_id), rest),
+        ["users", ..] => (None, &segments[..]),
+        _ => return None,
+    };
+    let route = match rest {
+        ["events"] => Route::Events,
+        ["batch_events"] => Route::BatchEvents,
+        ["channels"] => Route::Channels,
+        ["channels", name] => Route::Channel(decode(name)),
+        ["channels", name, "users"] => Route::ChannelUsers(decode(name)),
+        ["users", user_id, "terminate_connections"] => Route::TerminateUser(decode(user_id)),
+        _ => return None,
+    };
+    Some((app_id, route))
+}
+
+/// Largest body accepted: a full batch of the largest events, with room for JSON escaping.
+fn max_body_bytes(app_limit: usize) -> usize {
+    (1 << 20).max(app_limit * 10 * 8)
+}
+
+/// Answer a REST request.
+pub async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
+    match respond(request, node).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Response<Full<Bytes>>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let (app_id, route) = parse_path(path).ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {path}")))?;
+    let method = route.method();
+    if parts.method != method {
+        return Err(ApiError::MethodNotAllowed(method_name(&method)));
+    }
+    let limit = app_id.and_then(|id| node.apps.by_id(id)).map_or(usize::MAX, |app| app.config.max_event_bytes);
+    let max = max_body_bytes(limit.min(1 << 24));
+    let body = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),
+        Err(_) => return Err(ApiError::BodyRead),
+    };
+    let params = QueryParams::parse(parts.uri.query().unwrap_or(""));
+    let app: Arc<App> = auth::authenticate(&node.apps, app_id, method.as_str(), path, &params, &body)?;
+    match route {
+        Route::Events => events::trigger(&app, node, &body),
+        Route::BatchEvents => events::batch(&app, node, &body),
+        Route::Channels => channels::list(&app, &params),
+        Route::Channel(name) => channels::show(&app, &name, &params),
+        Route::ChannelUsers(name) => channels::users(&app, &name),
+        Route::TerminateUser(_) => Err(ApiError::NotFound("terminate_connections is not supported yet".into())),
+    }
+}
+
+/// A 200 response with a JSON body.
+pub fn ok(body: String) -> Result<Response<Full<Bytes>>, ApiError> {
+    Ok(json(StatusCode::OK, body))
+}
+
+/// A response with a JSON body.
+pub fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let check =
+            |path: &str, expected: Option<(Option<&str>, Route)>| assert_eq!(parse_path(path), expected, "{path}");
+        check("/apps/3/events", Some((Some("3"), Route::Events)));
+        check("/apps/3/batch_events", Some((Some("3"), Route::BatchEvents)));
+        check("/apps/3/channels", Some((Some("3"), Route::Channels)));
+        check("/apps/3/channels/presence-foobar", Some((Some("3"), Route::Channel("presence-foobar".into()))));
+        check("/apps/3/channels/a%40b/users", Some((Some("3"), Route::ChannelUsers("a@b".into()))));
+        check("/apps/3/users/12345/terminate_connections", Some((Some("3"), Route::TerminateUser("12345".into()))));
+        check("/users/12345/terminate_connections", Some((None, Route::TerminateUser("12345".into()))));
+        check("/apps/3", None);
+        check("/apps/3/nope", None);
+        check("/apps/3/channels/a/b/c", None);
+    }
+}

@@ -1,0 +1,151 @@
+//! The WebSocket handshake on `…/app/{key}`: check the upgrade request, decide admission, answer
+//! 101, and hand the upgraded socket to a connection task.
+//!
+//! Refusals (unknown key, unsupported protocol, quotas) are never HTTP errors: the upgrade is always
+//! accepted and the reason is sent in-band as `pusher:error` plus a close frame with the same code.
+//! An HTTP refusal looks like a network failure to pusher-js, which would then retry forever.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{
+    CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use pusher_wire::ErrorCode;
+use pusher_wire::limits::PROTOCOL_VERSION;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::apps::App;
+use crate::connection;
+use crate::node::Node;
+use crate::rest::error::ApiError;
+
+/// Read buffer per connection. tungstenite allocates it eagerly and its default is 128 KiB; client
+/// frames are small (a presence subscribe is under 2 KiB), and larger ones grow the buffer on demand.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// Frames are written to the socket once this much is buffered, and at every flush.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// Largest message a client may send: a 10 KB client event plus its envelope, with room to spare.
+/// Bigger messages close the connection with 1009.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The WebSocket settings of every connection.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// Whether a connection may proceed once upgraded.
+enum Admission {
+    Accept(Arc<App>, Slot),
+    Refuse(ErrorCode, String),
+}
+
+/// A counted connection: released from the app's and the node's counts when dropped.
+struct Slot {
+    node: Arc<Node>,
+    app: Arc<App>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.app.hub.disconnect();
+        self.node.release();
+    }
+}
+
+/// Answer an upgrade request for app `key`.
+pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> Response<Full<Bytes>> {
+    let Some(accept) = accept_key(request.headers()) else {
+        return ApiError::UpgradeRequired.into_response();
+    };
+    let admission = admit(node, key, request.uri().query());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let node = node.clone();
+    // Spawned before the 101 is returned: the upgrade completes only once hyper has sent it.
+    node.tracker.clone().spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "upgrade failed");
+                return;
+            }
+        };
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config())).await;
+        match admission {
+            Admission::Accept(app, slot) => {
+                connection::serve(socket, app, node).await;
+                drop(slot);
+            }
+            Admission::Refuse(code, message) => {
+                tracing::debug!(code = code.code(), message, "connection refused");
+                connection::refuse(socket, code, &message).await;
+            }
+        }
+    });
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+/// The `Sec-WebSocket-Accept` value, if this is a valid WebSocket upgrade request.
+fn accept_key(headers: &HeaderMap) -> Option<String> {
+    let has_token = |name, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|value| value.to_str().is_ok_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token))))
+    };
+    let version_13 = headers.get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    if !(has_token(UPGRADE, "websocket") && has_token(CONNECTION, "upgrade") && version_13) {
+        return None;
+    }
+    headers.get(SEC_WEBSOCKET_KEY).map(|key| derive_accept_key(key.as_bytes()))
+}
+
+/// Admission checks in Pusher's order: app key, protocol version, app quota, server capacity.
+fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
+    let Some(app) = node.apps.by_key(key) else {
+        let shown: String = key.chars().take(64).collect();
+        return Admission::Refuse(ErrorCode::AppNotFound, format!("App key {shown} does not exist"));
+    };
+    let protocol = query.and_then(|q| form_urlencoded_get(q, "protocol"));
+    // pusher-js always sends protocol=7; a client that sends none is assumed to speak 7.
+    if let Some(protocol) = protocol
+        && !protocol.parse::<u32>().is_ok_and(|p| (5..=PROTOCOL_VERSION).contains(&p))
+    {
+        let shown: String = protocol.chars().take(16).collect();
+        return Admission::Refuse(ErrorCode::UnsupportedProtocol, format!("Protocol version {shown} not supported"));
+    }
+    if !app.hub.try_connect(app.config.max_connections) {
+        return Admission::Refuse(ErrorCode::AppOverQuota, "App connection quota exceeded".into());
+    }
+    if !node.try_admit() {
+        app.hub.disconnect();
+        return Admission::Refuse(ErrorCode::OverCapacity, "Server at capacity, retry later".into());
+    }
+    Admission::Accept(app.clone(), Slot { node: node.clone(), app: app.clone() })
+}
+
+fn form_urlencoded_get(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
+}
