@@ -24,6 +24,11 @@ impl RawJson {
     pub fn get(&self) -> &str {
         self.0.get()
     }
+
+    /// As a borrowed raw value.
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
 }
 
 impl PartialEq for RawJson {

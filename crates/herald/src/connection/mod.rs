@@ -5,9 +5,11 @@
 //! happens once, after the loop, and [`Exit::close_frame`] maps each reason to its close code in one
 //! match.
 
+pub mod client_event;
 pub mod heartbeat;
 pub mod outbox;
 pub mod session;
+pub mod signin;
 pub mod subscribe;
 
 use std::sync::Arc;
@@ -74,7 +76,7 @@ impl Exit {
 pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let id = node.next_conn_id();
     let outbox = Arc::new(Outbox::new(id, node.config.outbox));
-    let mut session = Session::new(node.socket_id(id), outbox, app);
+    let mut session = Session::new(node.socket_id(id), outbox, app, Instant::now());
     tracing::debug!(socket_id = %session.socket_id, app = session.app.config.id, "connected");
     let exit = drive(&mut socket, &mut session, &node).await;
     session.leave_all(Instant::now());

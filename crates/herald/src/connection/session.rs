@@ -4,14 +4,16 @@
 //! hub, and appends the frames to send back to `replies` (written before anything queued in the
 //! outbox, so `subscription_succeeded` precedes the channel's events).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use pusher_wire::frame::server;
 use pusher_wire::{ChannelName, ClientFrame, SocketId};
 
+use super::client_event::{self, RateLimiter};
 use super::outbox::{Frame, Outbox};
+use super::signin::{self, SignedIn};
 use super::subscribe;
 use crate::apps::App;
 
@@ -24,14 +26,25 @@ pub struct Session {
     pub outbox: Arc<Outbox>,
     /// The app it connected to.
     pub app: Arc<App>,
-    /// Channels it is subscribed to in the hub.
-    pub subscriptions: HashSet<ChannelName>,
+    /// Channels it is subscribed to in the hub, with its presence user id on presence channels.
+    pub subscriptions: HashMap<ChannelName, Option<String>>,
+    /// The user it signed in as.
+    pub user: Option<SignedIn>,
+    /// The client-event rate limit.
+    pub client_events: RateLimiter,
 }
 
 impl Session {
     /// A fresh session.
-    pub fn new(socket_id: SocketId, outbox: Arc<Outbox>, app: Arc<App>) -> Self {
-        Self { socket_id, outbox, app, subscriptions: HashSet::new() }
+    pub fn new(socket_id: SocketId, outbox: Arc<Outbox>, app: Arc<App>, now: Instant) -> Self {
+        Self {
+            socket_id,
+            outbox,
+            app,
+            subscriptions: HashMap::new(),
+            user: None,
+            client_events: RateLimiter::for_client_events(now),
+        }
     }
 
     /// Act on one message from the client, appending replies. Bad input is answered, never fatal.
@@ -41,13 +54,8 @@ impl Session {
             Ok(ClientFrame::Pong) => {}
             Ok(ClientFrame::Subscribe(request)) => subscribe::subscribe(self, request, now, replies),
             Ok(ClientFrame::Unsubscribe { channel }) => subscribe::unsubscribe(self, &channel, now),
-            Ok(ClientFrame::Signin(_)) => {
-                replies.push(server::error(None, "pusher:signin is not supported by this server yet").into());
-            }
-            Ok(ClientFrame::ClientEvent(event)) => {
-                let message = format!("client events are not supported by this server yet (event {})", event.event);
-                replies.push(server::error(None, &message).into());
-            }
+            Ok(ClientFrame::Signin(request)) => signin::signin(self, request, replies),
+            Ok(ClientFrame::ClientEvent(event)) => client_event::client_event(self, event, now, replies),
             Ok(ClientFrame::Other { event }) => {
                 tracing::debug!(socket_id = %self.socket_id, event, "ignored unknown event");
             }
@@ -55,10 +63,13 @@ impl Session {
         }
     }
 
-    /// Leave every channel (the connection is closing).
+    /// Leave every channel and sign out (the connection is closing).
     pub fn leave_all(&mut self, now: Instant) {
-        for channel in self.subscriptions.drain() {
+        for (channel, _) in self.subscriptions.drain() {
             self.app.hub.unsubscribe(channel.as_str(), self.outbox.id(), now);
+        }
+        if let Some(user) = self.user.take() {
+            self.app.hub.users.sign_out(&user.id, self.outbox.id(), &user.watchlist);
         }
     }
 }

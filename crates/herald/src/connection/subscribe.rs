@@ -8,11 +8,11 @@
 use std::time::Instant;
 
 use pusher_wire::auth;
-use pusher_wire::error::{AuthError, FrameError};
+use pusher_wire::error::{AuthError, FrameError, PresenceError};
 use pusher_wire::frame::client::Subscribe;
 use pusher_wire::frame::server::{self, SubscriptionErrorType};
 use pusher_wire::presence::PresenceMember;
-use pusher_wire::{ChannelKind, ChannelName};
+use pusher_wire::{ChannelKind, ChannelName, RawJson};
 
 use super::outbox::Frame;
 use super::session::Session;
@@ -21,14 +21,21 @@ use crate::hub::{CacheReplay, JoinError};
 /// Handle `pusher:subscribe`.
 pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replies: &mut Vec<Frame>) {
     let channel = request.channel;
-    if session.subscriptions.contains(&channel) {
+    if session.subscriptions.contains_key(&channel) {
         // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
         replies.push(server::error(None, &format!("Existing subscription to channel {channel}")).into());
         return;
     }
     let kind = channel.kind();
     if kind == ChannelKind::ServerToUser {
-        refuse(replies, &channel, SubscriptionErrorType::AuthError, "sign in with pusher:signin first", 401);
+        // pusher-js subscribes here after signin_success. Delivery goes by signed-in user, so this
+        // subscription is only acknowledged, never stored in the hub.
+        match &session.user {
+            Some(user) if channel.server_to_user_id() == Some(user.id.as_str()) => {
+                replies.push(server::subscription_succeeded(channel.as_str()).into());
+            }
+            _ => refuse(replies, &channel, SubscriptionErrorType::AuthError, "sign in as this user first", 401),
+        }
         return;
     }
     if kind.requires_auth()
@@ -38,14 +45,16 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
         return;
     }
     let member = if kind.is_presence() {
-        let Some(channel_data) = request.channel_data.as_deref() else {
-            refuse(replies, &channel, SubscriptionErrorType::AuthError, "presence channels need channel_data", 400);
-            return;
-        };
-        match PresenceMember::parse(channel_data) {
+        match presence_member(session, request.channel_data.as_deref()) {
             Ok(member) => Some(member),
             Err(error) => {
-                refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 400);
+                let kind = match error {
+                    PresenceError::UserIdTooLong { .. } | PresenceError::UserInfoTooLarge { .. } => {
+                        SubscriptionErrorType::LimitReached
+                    }
+                    _ => SubscriptionErrorType::AuthError,
+                };
+                refuse(replies, &channel, kind, &error.to_string(), 400);
                 return;
             }
         }
@@ -63,7 +72,7 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
                 CacheReplay::Hit(frame) => replies.push(frame),
                 CacheReplay::Miss => replies.push(server::cache_miss(channel.as_str()).into()),
             }
-            session.subscriptions.insert(channel);
+            session.subscriptions.insert(channel, member.map(|m| m.user_id));
         }
         Err(error @ JoinError::PresenceFull { .. }) => {
             refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 4100);
@@ -73,8 +82,18 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
 
 /// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher.
 pub fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
-    if session.subscriptions.remove(channel) {
+    if session.subscriptions.remove(channel).is_some() {
         session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
+    }
+}
+
+/// The presence identity of a subscription: its `channel_data`, or, without it (pusher-js 7.4+ when
+/// signed in), the signed-in user's id and `user_info`.
+fn presence_member(session: &Session, channel_data: Option<&str>) -> Result<PresenceMember, PresenceError> {
+    match (channel_data, &session.user) {
+        (Some(channel_data), _) => PresenceMember::parse(channel_data),
+        (None, Some(user)) => PresenceMember::new(user.id.clone(), user.user_info.as_ref().map(RawJson::as_raw)),
+        (None, None) => Err(PresenceError::MissingChannelData),
     }
 }
 

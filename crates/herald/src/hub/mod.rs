@@ -8,6 +8,7 @@
 mod channel;
 mod presence;
 mod shards;
+mod users;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,12 +23,15 @@ use pusher_wire::{ChannelKind, ChannelName};
 pub use self::channel::CachedEvent;
 use self::channel::{Channel, ChannelState, CountUpdate, Subscriber};
 use self::shards::ShardedMap;
+pub use self::users::{Users, WatchlistStatus};
 use crate::connection::outbox::{ConnId, Frame, Outbox};
 
 /// One app's channels.
 #[derive(Debug)]
 pub struct Hub {
     channels: ShardedMap<Arc<Channel>>,
+    /// Signed-in users: server-to-user events, terminations, watchlists.
+    pub users: Users,
     /// Whether subscribers get `pusher_internal:subscription_count`.
     send_counts: bool,
     /// Channels whose count update the throttle held back.
@@ -97,6 +101,7 @@ impl Hub {
     pub fn new(send_counts: bool) -> Self {
         Self {
             channels: ShardedMap::default(),
+            users: Users::default(),
             send_counts,
             deferred_counts: Mutex::default(),
             connections: AtomicUsize::new(0),

@@ -7,12 +7,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
+use pusher_wire::ChannelName;
+use pusher_wire::frame::server;
 use pusher_wire::rest::types::{BatchEvent, Info, Trigger};
-use pusher_wire::{ChannelKind, ChannelName};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::apps::App;
+use crate::connection::outbox::{ConnId, Frame};
 use crate::node::Node;
 
 /// Trigger one event on one or more channels.
@@ -49,19 +51,18 @@ pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>
     super::ok(serde_json::json!({ "batch": batch }).to_string())
 }
 
-fn publish(
-    app: &App,
-    channel: &ChannelName,
-    name: &str,
-    data: &str,
-    except: Option<crate::connection::outbox::ConnId>,
-    now: Instant,
-) {
-    if channel.kind() == ChannelKind::ServerToUser {
-        // Delivered to signed-in users; not supported until user sign-in is.
-        return;
+fn publish(app: &App, channel: &ChannelName, name: &str, data: &str, except: Option<ConnId>, now: Instant) {
+    match channel.server_to_user_id() {
+        // `sendToUser`: every connection signed in as the user, whether or not pusher-js has
+        // confirmed its subscription to the channel yet.
+        Some(user_id) => {
+            let frame = || Frame::from(server::channel_event(name, channel.as_str(), data));
+            app.hub.users.publish(user_id, frame, except);
+        }
+        None => {
+            app.hub.publish(channel, name, data, except, now);
+        }
     }
-    app.hub.publish(channel, name, data, except, now);
 }
 
 /// The counts a trigger's `info` asks for: `user_count` on presence channels only, and

@@ -1,6 +1,7 @@
 //! The REST API under `/apps/{app_id}/…`: route, read the body within its limit, authenticate, and
-//! dispatch to [`events`] or [`channels`]. Every failure is an [`ApiError`] with a 4xx status and a
-//! JSON body; every success is 200 with a JSON body (the PHP SDK accepts nothing else).
+//! dispatch to [`events`], [`channels`] or the user endpoint. Every failure is an [`ApiError`] with a
+//! 4xx status and a JSON body; every success is 200 with a JSON body (the PHP SDK accepts nothing
+//! else).
 
 pub mod auth;
 pub mod channels;
@@ -102,7 +103,11 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
         Route::Channels => channels::list(&app, &params),
         Route::Channel(name) => channels::show(&app, &name, &params),
         Route::ChannelUsers(name) => channels::users(&app, &name),
-        Route::TerminateUser(_) => Err(ApiError::NotFound("terminate_connections is not supported yet".into())),
+        Route::TerminateUser(user_id) => {
+            let closed = app.hub.users.terminate(&user_id);
+            tracing::debug!(user_id, closed, "terminated user connections");
+            ok("{}".into())
+        }
     }
 }
 

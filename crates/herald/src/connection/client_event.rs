@@ -1,0 +1,117 @@
+//! `client-*` events: relayed from one subscriber to the channel's other subscribers.
+//!
+//! Pusher's rules, in order: the app allows client events; the channel is private or presence (not
+//! public, not encrypted); the sender is subscribed; at most 10 per second per connection (4301,
+//! the event dropped, the connection kept); data within the event size limit. The data is relayed
+//! exactly as sent, never to the sender, with the sender's `user_id` on presence channels.
+
+use std::time::Instant;
+
+use pusher_wire::frame::client::ClientEvent;
+use pusher_wire::frame::server;
+use pusher_wire::limits::MAX_CLIENT_EVENTS_PER_SECOND;
+use pusher_wire::{ChannelKind, ErrorCode};
+
+use super::outbox::Frame;
+use super::session::Session;
+
+/// A token bucket: bursts of up to the per-second allowance, refilled continuously.
+#[derive(Debug)]
+pub struct RateLimiter {
+    tokens: f64,
+    per_second: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// A full bucket of `per_second` tokens.
+    pub fn new(per_second: u32, now: Instant) -> Self {
+        Self { tokens: f64::from(per_second), per_second: f64::from(per_second), updated: now }
+    }
+
+    /// Take a token if one is left.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl RateLimiter {
+    /// The limiter every connection starts with.
+    pub fn for_client_events(now: Instant) -> Self {
+        Self::new(MAX_CLIENT_EVENTS_PER_SECOND, now)
+    }
+}
+
+/// Handle a `client-*` event.
+pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) {
+    let refuse = |replies: &mut Vec<Frame>, code: Option<ErrorCode>, message: String| {
+        replies.push(server::error(code, &message).into());
+    };
+    let channel = &event.channel;
+    if !session.app.config.client_events {
+        return refuse(replies, None, "client events are disabled for this app".into());
+    }
+    let kind = channel.kind();
+    if !kind.allows_client_events() {
+        let why = if kind.is_encrypted() {
+            "client events are not supported on encrypted channels"
+        } else if kind == ChannelKind::ServerToUser {
+            "client events cannot be sent on server-to-user channels"
+        } else {
+            "client events are only allowed on private and presence channels"
+        };
+        return refuse(replies, None, format!("Cannot broadcast client event on {channel}: {why}"));
+    }
+    let Some(membership) = session.subscriptions.get(channel) else {
+        return refuse(
+            replies,
+            None,
+            format!("Cannot broadcast client event (connection not subscribed to channel {channel})"),
+        );
+    };
+    if !session.client_events.allow(now) {
+        return refuse(
+            replies,
+            Some(ErrorCode::ClientEventRateLimit),
+            "Client event rejected due to rate limit".into(),
+        );
+    }
+    let size = event.data.as_ref().map_or(0, |data| data.get().len());
+    let max = session.app.config.max_event_bytes;
+    if size > max {
+        return refuse(replies, None, format!("Client event rejected: data is {size} bytes, the limit is {max}"));
+    }
+    let frame = server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership.as_deref());
+    session.app.hub.relay(channel.as_str(), &frame.into(), session.outbox.id());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const REFILL: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn ten_per_second_with_bursts() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::for_client_events(start);
+        assert!((0..10).all(|_| limiter.allow(start)));
+        assert!(!limiter.allow(start));
+        assert!(!limiter.allow(start + REFILL / 2));
+        assert!(limiter.allow(start + REFILL));
+        assert!(!limiter.allow(start + REFILL));
+        // A quiet second refills the bucket, but never beyond ten.
+        let later = start + Duration::from_secs(5);
+        assert_eq!((0..20).filter(|_| limiter.allow(later)).count(), 10);
+    }
+}

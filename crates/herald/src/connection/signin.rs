@@ -1,0 +1,66 @@
+//! `pusher:signin`: user authentication.
+//!
+//! The token signs `{socket_id}::user::{user_data}` with `user_data` as received. On success the
+//! connection is registered as that user (server-to-user events, `terminate_connections`,
+//! watchlists), `pusher:signin_success` echoes `user_data`, and the watched users' current status
+//! follows. A failure is a `pusher:error` with 4009; the connection stays open, because closing with
+//! 4009 would stop pusher-js from ever reconnecting.
+
+use pusher_wire::frame::client::Signin;
+use pusher_wire::frame::server;
+use pusher_wire::user::UserData;
+use pusher_wire::{ErrorCode, RawJson, auth};
+
+use super::outbox::Frame;
+use super::session::Session;
+
+/// The user a connection is signed in as.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user id.
+    pub id: String,
+    /// `user_info`, used for presence channels joined without `channel_data`.
+    pub user_info: Option<RawJson>,
+    /// Watched user ids.
+    pub watchlist: Vec<String>,
+}
+
+/// Handle `pusher:signin`.
+pub fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) {
+    let config = &session.app.config;
+    let socket_id = session.socket_id.as_str();
+    if let Err(error) =
+        auth::verify_user(&config.key, &config.secret, socket_id, &request.user_data, Some(&request.auth))
+    {
+        replies.push(server::error(Some(ErrorCode::Unauthorized), &format!("sign-in refused: {error}")).into());
+        return;
+    }
+    let user = match UserData::parse(&request.user_data) {
+        Ok(user) => user,
+        Err(error) => {
+            replies.push(server::error(Some(ErrorCode::Unauthorized), &format!("sign-in refused: {error}")).into());
+            return;
+        }
+    };
+    if let Some(current) = &session.user {
+        if current.id != user.id {
+            let message = format!("sign-in refused: this connection is already signed in as {}", current.id);
+            replies.push(server::error(Some(ErrorCode::Unauthorized), &message).into());
+            return;
+        }
+        // Signing in again as the same user replaces the watchlist.
+        session.app.hub.users.sign_out(&current.id, session.outbox.id(), &current.watchlist);
+    }
+    let status = session.app.hub.users.sign_in(&user.id, &session.outbox, &user.watchlist);
+    replies.push(server::signin_success(&request.user_data).into());
+    if user.watchlist_truncated {
+        let message = format!("Watchlist limit exceeded: only the first {} user ids are watched", user.watchlist.len());
+        replies.push(server::error(Some(ErrorCode::WatchlistLimit), &message).into());
+    }
+    if !status.online.is_empty() || !status.offline.is_empty() {
+        let online: Vec<&str> = status.online.iter().map(String::as_str).collect();
+        let offline: Vec<&str> = status.offline.iter().map(String::as_str).collect();
+        replies.push(server::watchlist_events(&online, &offline).into());
+    }
+    session.user = Some(SignedIn { id: user.id, user_info: user.user_info, watchlist: user.watchlist });
+}

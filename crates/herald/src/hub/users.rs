@@ -1,0 +1,202 @@
+//! [`Users`]: signed-in users of one app, for server-to-user events, `terminate_connections` and
+//! watchlists.
+//!
+//! Each user id maps to the connections signed in as that user and to the connections watching
+//! them. A user is online while at least one connection is signed in as them; the first sign-in sends
+//! `online` to every watcher and the last sign-out `offline`. Locks are taken one shard at a time,
+//! never nested, and frames are queued without waiting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pusher_wire::frame::server;
+
+use super::shards::ShardedMap;
+use crate::connection::outbox::{ConnId, Frame, Kill, Outbox};
+
+/// Every signed-in user of an app, and who watches whom.
+#[derive(Debug, Default)]
+pub struct Users {
+    entries: ShardedMap<UserEntry>,
+}
+
+#[derive(Debug, Default)]
+struct UserEntry {
+    /// Connections signed in as this user.
+    connections: HashMap<ConnId, Arc<Outbox>>,
+    /// Connections whose watchlist names this user.
+    watchers: HashMap<ConnId, Arc<Outbox>>,
+}
+
+impl UserEntry {
+    fn is_empty(&self) -> bool {
+        self.connections.is_empty() && self.watchers.is_empty()
+    }
+}
+
+/// The watched users' status at sign-in.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WatchlistStatus {
+    /// Watched users with at least one signed-in connection.
+    pub online: Vec<String>,
+    /// The others.
+    pub offline: Vec<String>,
+}
+
+impl Users {
+    /// Sign `outbox`'s connection in as `user_id`, watching `watchlist`. Returns the watched users'
+    /// current status, which the caller sends after `signin_success`.
+    pub fn sign_in(&self, user_id: &str, outbox: &Arc<Outbox>, watchlist: &[String]) -> WatchlistStatus {
+        let id = outbox.id();
+        self.entries.with_shard(user_id, |shard| {
+            let entry = shard.entry(user_id.into()).or_default();
+            let came_online = entry.connections.is_empty();
+            entry.connections.insert(id, outbox.clone());
+            if came_online {
+                notify(&entry.watchers, &server::watchlist_events(&[user_id], &[]).into());
+            }
+        });
+        let mut status = WatchlistStatus::default();
+        for watched in watchlist {
+            let online = self.entries.with_shard(watched, |shard| {
+                let entry = shard.entry(watched.as_str().into()).or_default();
+                entry.watchers.insert(id, outbox.clone());
+                !entry.connections.is_empty()
+            });
+            if online { &mut status.online } else { &mut status.offline }.push(watched.clone());
+        }
+        status
+    }
+
+    /// Undo [`Self::sign_in`] (the connection closed or signed in again).
+    pub fn sign_out(&self, user_id: &str, conn: ConnId, watchlist: &[String]) {
+        self.entries.with_shard(user_id, |shard| {
+            let Some(entry) = shard.get_mut(user_id) else { return };
+            if entry.connections.remove(&conn).is_some() && entry.connections.is_empty() {
+                notify(&entry.watchers, &server::watchlist_events(&[], &[user_id]).into());
+            }
+            if entry.is_empty() {
+                shard.remove(user_id);
+            }
+        });
+        for watched in watchlist {
+            self.entries.with_shard(watched, |shard| {
+                let Some(entry) = shard.get_mut(watched.as_str()) else { return };
+                entry.watchers.remove(&conn);
+                if entry.is_empty() {
+                    shard.remove(watched.as_str());
+                }
+            });
+        }
+    }
+
+    /// Queue an event for every connection signed in as `user_id`; returns how many got it. The frame
+    /// is built only if the user is online.
+    pub fn publish(&self, user_id: &str, frame: impl FnOnce() -> Frame, except: Option<ConnId>) -> usize {
+        self.entries.with_shard(user_id, |shard| {
+            let Some(entry) = shard.get(user_id).filter(|e| !e.connections.is_empty()) else { return 0 };
+            let frame = frame();
+            entry
+                .connections
+                .iter()
+                .filter(|(id, outbox)| Some(**id) != except && outbox.try_send(frame.clone()).is_ok())
+                .count()
+        })
+    }
+
+    /// Close every connection signed in as `user_id` (the app's `terminate_connections`); returns how
+    /// many there were.
+    pub fn terminate(&self, user_id: &str) -> usize {
+        self.entries.with_shard(user_id, |shard| {
+            let Some(entry) = shard.get(user_id) else { return 0 };
+            for outbox in entry.connections.values() {
+                outbox.kill(Kill::Terminated);
+            }
+            entry.connections.len()
+        })
+    }
+
+    /// Whether at least one connection is signed in as `user_id`.
+    pub fn is_online(&self, user_id: &str) -> bool {
+        self.entries.with_shard(user_id, |shard| shard.get(user_id).is_some_and(|e| !e.connections.is_empty()))
+    }
+}
+
+fn notify(watchers: &HashMap<ConnId, Arc<Outbox>>, frame: &Frame) {
+    for outbox in watchers.values() {
+        let _ = outbox.try_send(frame.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OutboxLimits;
+    use crate::connection::outbox::Batch;
+
+    fn outbox(id: u64) -> Arc<Outbox> {
+        Arc::new(Outbox::new(ConnId(id), OutboxLimits::default()))
+    }
+
+    fn queued(outbox: &Outbox) -> Vec<String> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut future = std::pin::pin!(outbox.next_batch());
+        match std::future::Future::poll(future.as_mut(), &mut cx) {
+            std::task::Poll::Ready(Batch::Frames(frames)) => frames.iter().map(|f| f.as_str().to_owned()).collect(),
+            std::task::Poll::Ready(Batch::Kill(kill)) => vec![format!("killed {kill:?}")],
+            std::task::Poll::Pending => vec![],
+        }
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn watchers_see_first_sign_in_and_last_sign_out_only() {
+        let users = Users::default();
+        let watcher = outbox(1);
+        let status = users.sign_in("w", &watcher, &ids(&["a", "b"]));
+        assert_eq!(status, WatchlistStatus { online: vec![], offline: ids(&["a", "b"]) });
+        let (tab1, tab2) = (outbox(2), outbox(3));
+        users.sign_in("a", &tab1, &[]);
+        users.sign_in("a", &tab2, &[]);
+        let online = queued(&watcher);
+        assert_eq!(online.len(), 1, "two tabs are one online event: {online:?}");
+        assert!(online[0].contains(r#"{"name":"online","user_ids":["a"]}"#));
+        users.sign_out("a", ConnId(2), &[]);
+        assert!(queued(&watcher).is_empty());
+        users.sign_out("a", ConnId(3), &[]);
+        assert!(queued(&watcher)[0].contains(r#"{"name":"offline","user_ids":["a"]}"#));
+        let later = outbox(4);
+        users.sign_in("b", &outbox(5), &[]);
+        assert_eq!(
+            users.sign_in("w2", &later, &ids(&["a", "b"])),
+            WatchlistStatus { online: ids(&["b"]), offline: ids(&["a"]) }
+        );
+    }
+
+    #[test]
+    fn publish_and_terminate_reach_every_connection_of_the_user() {
+        let users = Users::default();
+        let (a1, a2, b) = (outbox(1), outbox(2), outbox(3));
+        users.sign_in("a", &a1, &[]);
+        users.sign_in("a", &a2, &[]);
+        users.sign_in("b", &b, &[]);
+        assert_eq!(users.publish("a", || Frame::from("hello"), None), 2);
+        assert_eq!(users.publish("nobody", || unreachable!("not built for offline users"), None), 0);
+        assert_eq!(queued(&b), Vec::<String>::new());
+        assert_eq!(users.terminate("a"), 2);
+        assert_eq!(queued(&a1), ["killed Terminated"]);
+        assert_eq!(queued(&b), Vec::<String>::new());
+    }
+
+    #[test]
+    fn entries_are_dropped_when_nobody_uses_them() {
+        let users = Users::default();
+        users.sign_in("a", &outbox(1), &ids(&["b"]));
+        users.sign_out("a", ConnId(1), &ids(&["b"]));
+        assert_eq!(users.entries.len(), 0);
+        assert!(!users.is_online("a"));
+    }
+}
