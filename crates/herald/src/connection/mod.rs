@@ -59,15 +59,15 @@ enum Exit {
 impl Exit {
     /// The `pusher:error` and close frame to send, if the socket is still usable.
     fn close_frame(&self) -> Option<(Option<ErrorCode>, CloseCode, &'static str)> {
-        let pusher = |code: ErrorCode| Some((Some(code), CloseCode::Library(code.code()), code.description()));
+        let pusher = |code: ErrorCode, reason| Some((Some(code), CloseCode::Library(code.code()), reason));
         match self {
             Self::ClientClosed | Self::ClientGone | Self::WriteTimeout => None,
             Self::ProtocolError(tungstenite::Error::Capacity(_)) => Some((None, CloseCode::Size, "Message too big")),
             Self::ProtocolError(_) => Some((None, CloseCode::Protocol, "WebSocket protocol error")),
-            Self::Shutdown => pusher(ErrorCode::Reconnect),
-            Self::Killed(Kill::SlowConsumer) => pusher(ErrorCode::OverCapacity),
-            Self::Killed(Kill::Terminated) => pusher(ErrorCode::Unauthorized),
-            Self::PongTimeout => pusher(ErrorCode::PongNotReceived),
+            Self::Shutdown => pusher(ErrorCode::Reconnect, "Server shutting down, please reconnect"),
+            Self::Killed(Kill::SlowConsumer) => pusher(ErrorCode::OverCapacity, "Client too slow: outbound queue full"),
+            Self::Killed(Kill::Terminated) => pusher(ErrorCode::Unauthorized, "Connection terminated by the app"),
+            Self::PongTimeout => pusher(ErrorCode::PongNotReceived, ErrorCode::PongNotReceived.description()),
         }
     }
 }

@@ -1,0 +1,268 @@
+//! The connection lifecycle: handshake, refusals in-band, ping/pong, heartbeat, bad input, limits,
+//! slow consumers and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{KEY, TestServer, WsClient};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn connection_established_carries_a_socket_id_and_activity_timeout() {
+    let server = TestServer::start().await;
+    let mut client = server.raw(&format!("/app/{KEY}?protocol=7&client=js&version=8.4.0&flash=false")).await;
+    let frame = client.expect("pusher:connection_established").await;
+    // `data` is a JSON-encoded string (the double-encoding rule), not an object.
+    let data: Value = serde_json::from_str(frame["data"].as_str().expect("data is a string")).unwrap();
+    assert_eq!(data["activity_timeout"], 120);
+    let socket_id = data["socket_id"].as_str().unwrap();
+    let (a, b) = socket_id.split_once('.').expect("two numbers joined by a dot");
+    assert!(a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok(), "{socket_id}");
+    let other = server.connect().await;
+    assert_ne!(other.socket_id, socket_id, "socket ids are unique");
+}
+
+#[tokio::test]
+async fn a_ws_path_prefix_is_accepted() {
+    let server = TestServer::start().await;
+    let mut client = server.raw(&format!("/some/prefix/app/{KEY}?protocol=7")).await;
+    client.expect("pusher:connection_established").await;
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_pong() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(client.recv().await, json!({"event": "pusher:pong", "data": {}}));
+}
+
+#[tokio::test]
+async fn unknown_key_is_refused_in_band_with_4001() {
+    let server = TestServer::start().await;
+    let mut client = server.raw("/app/nope?protocol=7&client=js&version=8.4.0").await;
+    let (code, frames) = client.expect_close().await;
+    assert_eq!(code, 4001);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["event"], "pusher:error");
+    assert_eq!(frames[0]["data"]["code"], 4001);
+    assert!(frames[0]["data"]["message"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn unsupported_protocols_are_refused_with_4007() {
+    let server = TestServer::start().await;
+    for protocol in ["8", "4", "seven"] {
+        let mut client = server.raw(&format!("/app/{KEY}?protocol={protocol}")).await;
+        let (code, frames) = client.expect_close().await;
+        assert_eq!(code, 4007, "protocol={protocol}");
+        assert_eq!(frames[0]["data"]["code"], 4007);
+    }
+    // No protocol at all is taken as 7.
+    let mut client = server.raw(&format!("/app/{KEY}")).await;
+    client.expect("pusher:connection_established").await;
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_websocket_path_is_an_http_error_not_a_hang() {
+    let server = TestServer::start().await;
+    let reply = server.rest().send("GET", &format!("/app/{KEY}"), String::new()).await;
+    assert_eq!(reply.status, 426);
+    assert!(reply.body["error"].is_string());
+    let reply =
+        server.rest().send("GET", &format!("/pusher/app/{KEY}/123/abcdefgh/xhr_streaming"), String::new()).await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn malformed_frames_get_pusher_error_and_the_connection_stays_usable() {
+    let server = TestServer::start().await;
+    let mut bad = server.connect().await;
+    let mut good = server.connect().await;
+    bad.subscribe("shared").await;
+    good.subscribe("shared").await;
+    let garbage = [
+        "not json",
+        "[1,2,3]",
+        "{}",
+        r#"{"event":42}"#,
+        r#"{"event":"pusher:subscribe"}"#,
+        r#"{"event":"pusher:subscribe","data":"not an object"}"#,
+        r#"{"event":"pusher:subscribe","data":{"channel":7}}"#,
+        r#"{"event":"pusher:signin","data":{}}"#,
+        r#"{"event":"client-x","data":{}}"#,
+        "\u{0}\u{1}\u{2}",
+    ];
+    for text in garbage {
+        bad.send_text(text).await;
+        let reply = bad.expect("pusher:error").await;
+        assert!(reply["data"]["code"].is_null(), "{text}: {reply}");
+        assert!(reply["data"]["message"].is_string(), "{text}: {reply}");
+    }
+    let huge_name = "x".repeat(60_000);
+    bad.send(json!({"event": "pusher:subscribe", "data": {"channel": huge_name}})).await;
+    assert_eq!(bad.expect("pusher:subscription_error").await["data"]["status"], 400);
+    bad.expect("pusher:error").await;
+    bad.send(json!({"event": "pusher:subscribe", "data": {"channel": "a b"}})).await;
+    assert_eq!(bad.expect("pusher:subscription_error").await["channel"], "a b");
+    bad.expect("pusher:error").await;
+    // Unknown events are ignored, as Pusher reserves the pusher: prefix.
+    bad.send(json!({"event": "pusher:unknown", "data": {}})).await;
+    bad.send(json!({"event": "pusher:ping", "data": {}})).await;
+    bad.expect("pusher:pong").await;
+
+    server.rest().trigger(&["shared"], "still-here", "1").await;
+    bad.expect("still-here").await;
+    good.expect("still-here").await;
+}
+
+#[tokio::test]
+async fn utf8_binary_frames_are_read_as_text() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client.stream.send(Message::binary(br#"{"event":"pusher:ping","data":{}}"#.to_vec())).await.unwrap();
+    client.expect("pusher:pong").await;
+    client.stream.send(Message::binary(vec![0xff, 0xfe])).await.unwrap();
+    client.expect("pusher:error").await;
+}
+
+#[tokio::test]
+async fn an_oversized_message_closes_only_that_connection() {
+    let server = TestServer::start().await;
+    let mut big = server.connect().await;
+    let mut other = server.connect().await;
+    other.subscribe("c").await;
+    big.send_text(&"x".repeat(200 * 1024)).await;
+    let (code, _) = big.expect_close().await;
+    assert_eq!(code, 1009);
+    server.rest().trigger(&["c"], "after", "1").await;
+    other.expect("after").await;
+}
+
+#[tokio::test]
+async fn a_quiet_client_is_pinged_and_kept_while_it_answers() {
+    let mut config = support::config();
+    config.activity_timeout = Duration::from_secs(1);
+    config.pong_timeout = Duration::from_secs(1);
+    let server = TestServer::start_with(config).await;
+    let mut client = server.raw(&format!("/app/{KEY}?protocol=7")).await;
+    client.expect("pusher:connection_established").await;
+    // Reading keeps answering the server's WebSocket pings (tungstenite replies on its own).
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(3500);
+    while let Ok(message) = tokio::time::timeout_at(deadline, client.stream.next()).await {
+        match message {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(close))) => panic!("closed although the client answers pings: {close:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "{pings} pings in 3.5 s with a 1 s activity timeout");
+}
+
+#[tokio::test]
+async fn a_dead_client_is_closed_with_4201() {
+    let mut config = support::config();
+    config.activity_timeout = Duration::from_secs(1);
+    config.pong_timeout = Duration::from_secs(1);
+    let server = TestServer::start_with(config).await;
+    let mut client = server.raw(&format!("/app/{KEY}?protocol=7")).await;
+    client.expect("pusher:connection_established").await;
+    // Not reading means not answering the ping.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let (code, frames) = client.expect_close().await;
+    assert_eq!(code, 4201);
+    assert_eq!(frames.last().unwrap()["data"]["code"], 4201);
+}
+
+#[tokio::test]
+async fn app_quota_refuses_with_4004_and_server_capacity_with_4100() {
+    let mut config = support::config();
+    config.apps[0].max_connections = Some(2);
+    let server = TestServer::start_with(config).await;
+    let _a = server.connect().await;
+    let mut b = server.connect().await;
+    let mut refused = server.raw(&format!("/app/{KEY}?protocol=7")).await;
+    assert_eq!(refused.expect_close().await.0, 4004);
+    b.stream.close(None).await.unwrap();
+    drop(b);
+    // The slot is released once the server has seen the close.
+    let mut reconnected = None;
+    for _ in 0..50 {
+        let mut client = server.raw(&format!("/app/{KEY}?protocol=7")).await;
+        if client.recv().await["event"] == "pusher:connection_established" {
+            reconnected = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reconnected.is_some(), "a freed slot is reusable");
+
+    let mut config = support::config();
+    config.max_connections = 1;
+    let server = TestServer::start_with(config).await;
+    let _only = server.connect().await;
+    let mut refused = server.raw(&format!("/app/{KEY}?protocol=7")).await;
+    assert_eq!(refused.expect_close().await.0, 4100);
+}
+
+#[tokio::test]
+async fn a_stalled_reader_is_cut_off_and_costs_others_nothing() {
+    let mut config = support::config();
+    // Room for a few batches in flight, far less than the 9 MB the stalled client would need.
+    config.outbox.max_frames = 64;
+    config.outbox.max_bytes = 256 * 1024;
+    config.outbox.write_timeout = Duration::from_secs(1);
+    let server = TestServer::start_with(config).await;
+    let mut stalled = server.connect().await;
+    let mut healthy = server.connect().await;
+    stalled.subscribe("firehose").await;
+    healthy.subscribe("firehose").await;
+    let data = "x".repeat(9000);
+    let rest = server.rest();
+    let reader = tokio::spawn(async move {
+        for i in 0..1000 {
+            let frame = healthy.expect("e").await;
+            assert_eq!(frame["data"].as_str().unwrap().len(), 9000, "event {i}");
+        }
+    });
+    for _ in 0..100 {
+        let batch: Vec<Value> = (0..10).map(|_| json!({"channel": "firehose", "name": "e", "data": data})).collect();
+        assert_eq!(rest.post("/batch_events", &json!({"batch": batch})).await.status, 200);
+    }
+    reader.await.expect("the healthy client got all 1000 events");
+    // The stalled connection was dropped: reading what was buffered ends the stream, with fewer
+    // than all events.
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.stream.next()).await.expect("connection ends") {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(frame))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(4100));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    assert!(received < 1000, "the stalled client was not cut off ({received} frames)");
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_4200() {
+    let server = TestServer::start().await;
+    let mut clients: Vec<WsClient> = Vec::new();
+    for _ in 0..3 {
+        clients.push(server.connect().await);
+    }
+    let stopping = tokio::spawn(server.stop());
+    for client in &mut clients {
+        let (code, frames) = client.expect_close().await;
+        assert_eq!(code, 4200);
+        assert_eq!(frames.last().unwrap()["data"]["code"], 4200);
+    }
+    stopping.await.unwrap();
+}

@@ -1,0 +1,167 @@
+//! REST request handling: authentication exactly as Pusher checks it, limits, and the rule that every
+//! failure is a 4xx with a JSON `{"error": …}` body, never a 500.
+
+mod support;
+
+use pusher_wire::rest::auth::signed_query;
+use serde_json::{Value, json};
+use support::{APP_ID, KEY, Reply, RestClient, SECRET, TestServer, now};
+
+const EVENTS: &str = "/apps/1/events";
+
+fn body() -> String {
+    json!({"name": "e", "channels": ["c"], "data": "{}"}).to_string()
+}
+
+/// POST `body` to the events endpoint with a query signed over `signed_body` at `timestamp`.
+async fn post_signed(rest: &RestClient, body: String, signed_body: &str, timestamp: u64) -> Reply {
+    let query = signed_query(KEY, SECRET, "POST", EVENTS, &[], signed_body.as_bytes(), timestamp);
+    rest.send("POST", &format!("{EVENTS}?{query}"), body).await
+}
+
+fn assert_error(reply: &Reply, status: u16, needle: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    let message = reply.body["error"].as_str().unwrap_or_else(|| panic!("no JSON error body: {}", reply.text));
+    assert!(message.to_lowercase().contains(needle), "{message:?} does not mention {needle:?}");
+}
+
+#[tokio::test]
+async fn a_correctly_signed_request_succeeds_with_an_empty_json_object() {
+    let server = TestServer::start().await;
+    let reply = post_signed(&server.rest(), body(), &body(), now()).await;
+    assert_eq!((reply.status, reply.body), (200, json!({})));
+}
+
+#[tokio::test]
+async fn authentication_failures_are_401_with_the_reason() {
+    let server = TestServer::start().await;
+    let rest = server.rest();
+    assert_error(&post_signed(&rest, body(), &body(), now() - 601).await, 401, "timestamp expired");
+    assert_error(&post_signed(&rest, body(), &body(), now() + 601).await, 401, "timestamp expired");
+    // The signature covers a body_md5 that does not match what arrives.
+    assert_error(&post_signed(&rest, body().replace("\"e\"", "\"x\""), &body(), now()).await, 401, "body_md5");
+
+    let query = signed_query(KEY, SECRET, "POST", EVENTS, &[], body().as_bytes(), now());
+    let tampered = query.replace("auth_signature=", "auth_signature=0");
+    assert_error(&rest.send("POST", &format!("{EVENTS}?{tampered}"), body()).await, 401, "invalid signature");
+    let wrong_secret = signed_query(KEY, "not-the-secret", "POST", EVENTS, &[], body().as_bytes(), now());
+    assert_error(&rest.send("POST", &format!("{EVENTS}?{wrong_secret}"), body()).await, 401, "invalid signature");
+    let other_key = signed_query("other-key", SECRET, "POST", EVENTS, &[], body().as_bytes(), now());
+    assert_error(&rest.send("POST", &format!("{EVENTS}?{other_key}"), body()).await, 401, "auth_key");
+    assert_error(&rest.send("POST", EVENTS, body()).await, 401, "auth_key");
+    let no_version = query.replace("auth_version=1.0&", "");
+    assert_error(&rest.send("POST", &format!("{EVENTS}?{no_version}"), body()).await, 401, "auth_version");
+    // A body without body_md5 in the signed query.
+    let without_md5 = signed_query(KEY, SECRET, "POST", EVENTS, &[], b"", now());
+    assert_error(&rest.send("POST", &format!("{EVENTS}?{without_md5}"), body()).await, 401, "body_md5");
+}
+
+#[tokio::test]
+async fn unknown_apps_and_endpoints_are_404_and_wrong_methods_405() {
+    let server = TestServer::start().await;
+    let rest = RestClient { app_id: "999".into(), ..server.rest() };
+    assert_error(&rest.post("/events", &json!({"name": "e", "channel": "c", "data": ""})).await, 404, "unknown app");
+    assert_error(&server.rest().send("GET", "/apps/1/nothing-here", String::new()).await, 404, "no such endpoint");
+    assert_error(&server.rest().send("GET", "/nothing", String::new()).await, 404, "no such endpoint");
+    assert_error(&server.rest().send("GET", EVENTS, String::new()).await, 405, "post");
+    assert_error(&server.rest().send("DELETE", "/apps/1/channels", String::new()).await, 405, "get");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_and_oversized_data_413() {
+    let server = TestServer::start().await;
+    let rest = server.rest();
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!("just a string"), 400, "malformed"),
+        (json!([1, 2]), 400, "malformed"),
+        (json!({"channels": ["c"], "data": ""}), 400, "name"),
+        (json!({"name": "e", "channels": ["c"]}), 400, "data"),
+        (json!({"name": "e", "channels": ["c"], "data": {"not": "a string"}}), 400, "string"),
+        (json!({"name": "e", "data": ""}), 400, "channels"),
+        (json!({"name": "e", "channels": [], "data": ""}), 400, "channels"),
+        (json!({"name": "e", "channels": ["bad channel"], "data": ""}), 400, "invalid channel"),
+        (json!({"name": "e", "channels": ["x".repeat(201)], "data": ""}), 400, "200"),
+        (json!({"name": "", "channels": ["c"], "data": ""}), 400, "event name"),
+        (json!({"name": "e".repeat(201), "channels": ["c"], "data": ""}), 400, "event name"),
+        (json!({"name": "e", "channels": ["c"], "data": "", "socket_id": "nope"}), 400, "socket id"),
+        (json!({"name": "e", "channels": ["c"], "data": "", "info": "everything"}), 400, "info"),
+        (
+            json!({"name": "e", "channels": (0..101).map(|i| format!("c{i}")).collect::<Vec<_>>(), "data": ""}),
+            400,
+            "100",
+        ),
+        (json!({"name": "e", "channels": ["c"], "data": "x".repeat(10 * 1024 + 1)}), 413, "10240"),
+    ];
+    for (body, status, needle) in cases {
+        assert_error(&rest.post("/events", &body).await, status, needle);
+    }
+    let not_json = "{\"name\":".to_owned();
+    assert_error(&post_signed(&rest, not_json.clone(), &not_json, now()).await, 400, "malformed");
+    let eleven: Vec<Value> = (0..11).map(|i| json!({"channel": format!("c{i}"), "name": "e", "data": ""})).collect();
+    assert_error(&rest.post("/batch_events", &json!({"batch": eleven})).await, 400, "10");
+    let big = json!({"batch": [{"channel": "c", "name": "e", "data": "x".repeat(10 * 1024 + 1)}]});
+    assert_error(&rest.post("/batch_events", &big).await, 413, "10240");
+    // Far larger than any valid request: refused before it is parsed.
+    let huge = "x".repeat(3 << 20);
+    assert_error(&post_signed(&rest, huge.clone(), &huge, now()).await, 413, "larger than");
+}
+
+#[tokio::test]
+async fn exactly_the_limits_are_accepted() {
+    let server = TestServer::start().await;
+    let rest = server.rest();
+    let hundred: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+    assert_eq!(rest.post("/events", &json!({"name": "e", "channels": hundred, "data": ""})).await.status, 200);
+    let max_data = "x".repeat(10 * 1024);
+    assert_eq!(rest.post("/events", &json!({"name": "e", "channel": "c", "data": max_data})).await.status, 200);
+    let ten: Vec<Value> = (0..10).map(|i| json!({"channel": format!("c{i}"), "name": "e", "data": ""})).collect();
+    assert_eq!(rest.post("/batch_events", &json!({"batch": ten})).await.status, 200);
+    let name = "c".repeat(200);
+    assert_eq!(rest.post("/events", &json!({"name": "e".repeat(200), "channel": name, "data": ""})).await.status, 200);
+}
+
+#[tokio::test]
+async fn queries_are_verified_whatever_their_encoding() {
+    let server = TestServer::start().await;
+    let rest = server.rest();
+    let path = "/apps/1/channels";
+    // Guzzle percent-encodes values; Node and Python send them raw. Both sign the decoded value.
+    let encoded = signed_query(
+        KEY,
+        SECRET,
+        "GET",
+        path,
+        &[("info", "subscription_count"), ("filter_by_prefix", "a,b")],
+        b"",
+        now(),
+    );
+    assert!(encoded.contains("a%2Cb"));
+    assert_eq!(rest.send("GET", &format!("{path}?{encoded}"), String::new()).await.status, 200);
+    let raw = encoded.replace("a%2Cb", "a,b");
+    assert_eq!(rest.send("GET", &format!("{path}?{raw}"), String::new()).await.status, 200);
+    // Python adds body_md5 of the empty body to GETs.
+    let python =
+        signed_query(KEY, SECRET, "GET", path, &[("body_md5", "d41d8cd98f00b204e9800998ecf8427e")], b"", now());
+    assert_eq!(rest.send("GET", &format!("{path}?{python}"), String::new()).await.status, 200);
+    // Upper-case parameter names are lower-cased before signing.
+    let upper = encoded.replace("auth_key", "AUTH_KEY");
+    assert_eq!(rest.send("GET", &format!("{path}?{upper}"), String::new()).await.status, 200);
+}
+
+#[tokio::test]
+async fn channel_listing_is_an_object_even_when_empty() {
+    let server = TestServer::start().await;
+    let reply = server.rest().get("/channels", &[]).await;
+    assert_eq!((reply.status, reply.text.as_str()), (200, r#"{"channels":{}}"#));
+    let mut client = server.connect().await;
+    client.subscribe("alpha").await;
+    client.subscribe("beta").await;
+    let reply = server.rest().get("/channels", &[("filter_by_prefix", "al"), ("info", "subscription_count")]).await;
+    assert_eq!(reply.body, json!({"channels": {"alpha": {"subscription_count": 1}}}));
+    let reply = server.rest().get("/channels/beta", &[("info", "subscription_count")]).await;
+    assert_eq!(reply.body, json!({"occupied": true, "subscription_count": 1}));
+    let reply = server.rest().get("/channels/nobody", &[]).await;
+    assert_eq!(reply.body, json!({"occupied": false}));
+    assert_error(&server.rest().get("/channels/bad%20name", &[]).await, 400, "invalid channel");
+    assert_eq!(APP_ID, "1");
+}
