@@ -121,7 +121,14 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
             () = &mut shutdown => return Exit::Shutdown,
             batch = outbox.next_batch() => match batch {
                 Batch::Frames(frames) => {
-                    if let Err(exit) = write(socket, frames, config.outbox.write_timeout).await {
+                    // A client that stopped reading blocks this write; its outbox then overflows and
+                    // the kill switch ends the write at once instead of after the write timeout.
+                    let written = tokio::select! {
+                        biased;
+                        reason = outbox.killed() => Err(Exit::Killed(reason)),
+                        written = write(socket, frames, config.outbox.write_timeout) => written,
+                    };
+                    if let Err(exit) = written {
                         return exit;
                     }
                 }

@@ -141,6 +141,23 @@ impl Outbox {
         .await
     }
 
+    /// Wait for the kill switch only (frames stay queued). Used while a write is in progress, so a
+    /// connection stuck writing to a client that stopped reading is dropped as soon as it is killed.
+    pub async fn killed(&self) -> Kill {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if let Some(reason) = state.kill {
+                return Poll::Ready(reason);
+            }
+            match &mut state.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves the queue itself consistent (every mutation is a
         // single push or swap), so a poisoned lock is still safe to use.
