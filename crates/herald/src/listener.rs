@@ -7,7 +7,9 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::http;
 use crate::node::Node;
@@ -15,6 +17,18 @@ use crate::node::Node;
 /// A client must send its request headers within this long (slow-header clients would otherwise
 /// hold a task and buffers forever).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pending connections the kernel queues before `accept`. The default (128) overflows when a few
+/// hundred clients reconnect at once, and each overflow costs a client a one-second SYN retry.
+const BACKLOG: u32 = 4096;
+
+/// Listen on `address` with a backlog fit for reconnection storms.
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
 
 /// Accept connections until shutdown.
 pub async fn accept(listener: TcpListener, node: Arc<Node>) {

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use herald::{AppConfig, Config};
-use tokio::net::TcpListener;
 
 /// A self-hosted real-time messaging server that speaks the Pusher Channels protocol.
 #[derive(Parser)]
@@ -103,7 +102,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         let address = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        let listener = herald::listener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
         let local = listener.local_addr().context("cannot read the listening address")?;
         announce(&config, local);
         herald::run(listener, config, herald::shutdown::signal()).await;

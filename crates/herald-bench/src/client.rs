@@ -1,0 +1,165 @@
+//! WebSocket and REST clients for the scenarios: connect and subscribe like pusher-js, and trigger
+//! over keep-alive connections signed like the SDKs.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use pusher_wire::rest::auth::signed_query;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::server::{APP_ID, KEY, SECRET};
+
+/// A client WebSocket.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long one connect, subscribe or request may take.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected client and its socket id.
+pub struct Client {
+    /// The socket.
+    pub ws: Ws,
+    /// The id from `connection_established`.
+    pub socket_id: String,
+    /// The channel it subscribed to last.
+    pub channel: String,
+}
+
+/// Open a connection and read `connection_established`. Small buffers, so that thousands of clients
+/// fit in the load generator.
+pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+    let url = format!("ws://{addr}/app/{KEY}?protocol=7&client=herald-bench&version=0.1");
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
+    let (mut ws, _) =
+        tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async_with_config(url, Some(config), true))
+            .await
+            .context("connect timed out")??;
+    let established = next_json(&mut ws).await?;
+    if established["event"] != "pusher:connection_established" {
+        bail!("expected connection_established, got {established}");
+    }
+    let data: Value = serde_json::from_str(established["data"].as_str().unwrap_or("{}"))?;
+    let socket_id = data["socket_id"].as_str().context("no socket_id")?.to_owned();
+    Ok(Client { ws, socket_id, channel: String::new() })
+}
+
+impl Client {
+    /// Subscribe and wait for `subscription_succeeded`; private channels are signed with the
+    /// bench app's secret.
+    pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
+        let mut data = json!({ "channel": channel });
+        if channel.starts_with("private-") {
+            data["auth"] = pusher_wire::auth::sign_channel(KEY, SECRET, &self.socket_id, channel, None).into();
+        }
+        self.ws.send(Message::text(json!({"event": "pusher:subscribe", "data": data}).to_string())).await?;
+        loop {
+            let frame = next_json(&mut self.ws).await?;
+            match frame["event"].as_str() {
+                Some("pusher_internal:subscription_succeeded") => {
+                    self.channel = channel.to_owned();
+                    return Ok(());
+                }
+                Some("pusher_internal:subscription_count") => continue,
+                _ => bail!("subscribing to {channel}: got {frame}"),
+            }
+        }
+    }
+}
+
+/// The next text frame as JSON, within [`STEP_TIMEOUT`].
+pub async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        let message = tokio::time::timeout(STEP_TIMEOUT, ws.next()).await.context("no frame within the timeout")?;
+        match message {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
+            Some(Ok(Message::Close(close))) => bail!("closed: {close:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => return Err(error.into()),
+            None => bail!("connection ended"),
+        }
+    }
+}
+
+/// Unix time in microseconds, the timestamp carried in event payloads.
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The timestamp of a payload that starts `{"t":123…` without parsing the whole frame: the load
+/// generator must stay cheaper per message than the server. REST events carry the payload as an
+/// encoded string (`"data":"{\"t\":…`), client events as an object (`"data":{"t":…`).
+pub fn timestamp_of(frame: &str) -> Option<u64> {
+    const ENCODED: &str = r#""data":"{\"t\":"#;
+    const OBJECT: &str = r#""data":{"t":"#;
+    let start = match frame.find(ENCODED) {
+        Some(i) => i + ENCODED.len(),
+        None => frame.find(OBJECT)? + OBJECT.len(),
+    };
+    let digits = &frame[start..];
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// A keep-alive REST connection that signs every request.
+pub struct Rest {
+    sender: SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl Rest {
+    /// Open a connection to the server.
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self { sender, addr })
+    }
+
+    /// `POST /apps/{id}/events` for one channel; returns the status.
+    pub async fn trigger(&mut self, channel: &str, event: &str, data: &str) -> anyhow::Result<u16> {
+        let body = json!({"name": event, "channels": [channel], "data": data}).to_string();
+        self.post("events", body).await
+    }
+
+    async fn post(&mut self, endpoint: &str, body: String) -> anyhow::Result<u16> {
+        let path = format!("/apps/{APP_ID}/{endpoint}");
+        let query = signed_query(KEY, SECRET, "POST", &path, &[], body.as_bytes(), now_us() / 1_000_000);
+        let request = hyper::Request::post(format!("{path}?{query}"))
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let response = tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
+            .await
+            .context("request timed out")??;
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_found_in_encoded_payloads() {
+        assert_eq!(timestamp_of(r#"{"event":"e","channel":"c","data":"{\"t\":1234,\"n\":5}"}"#), Some(1234));
+        assert_eq!(timestamp_of(r#"{"event":"client-x","channel":"c","data":{"t":99}}"#), Some(99));
+        assert_eq!(timestamp_of(r#"{"event":"e"}"#), None);
+        let count =
+            r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":2}"}"#;
+        assert_eq!(timestamp_of(count), None);
+    }
+}

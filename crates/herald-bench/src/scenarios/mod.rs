@@ -1,0 +1,75 @@
+//! The scenarios, one file each. Every scenario takes the server's address (and its pid for CPU and
+//! RSS), runs for a bounded time against 127.0.0.1 only, and returns a [`Report`].
+
+pub mod churn;
+pub mod client_events;
+pub mod connect;
+pub mod fanout;
+pub mod slow_consumer;
+pub mod trigger;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::client::{self, Client};
+use crate::server::{ProcStats, Target};
+use crate::stats::{Latencies, Report};
+
+/// Connect `n` clients subscribed to `channel(i)`, at most `concurrency` handshakes in flight.
+/// Returns the clients and each one's connect+subscribe latency.
+pub async fn connect_many(
+    target: &Target,
+    n: usize,
+    concurrency: usize,
+    channel: impl Fn(usize) -> String,
+) -> anyhow::Result<(Vec<Client>, Latencies)> {
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let addr = target.addr;
+    for i in 0..n {
+        let permit = limit.clone().acquire_owned().await?;
+        let channel = channel(i);
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let mut client = client::connect(addr).await?;
+            client.subscribe(&channel).await?;
+            drop(permit);
+            anyhow::Ok((client, started.elapsed()))
+        });
+    }
+    let mut clients = Vec::with_capacity(n);
+    let mut latencies = Latencies::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (client, elapsed) = joined??;
+        latencies.push(elapsed.as_micros() as u64);
+        clients.push(client);
+    }
+    Ok((clients, latencies))
+}
+
+/// Server CPU spent between two samples, in microseconds.
+pub fn cpu_between(before: Option<ProcStats>, after: Option<ProcStats>) -> Option<u64> {
+    Some(after?.cpu_us.saturating_sub(before?.cpu_us))
+}
+
+/// Record the server's CPU per unit of work, if the server's pid is known.
+pub fn cpu_row(report: &mut Report, name: &str, cpu_us: Option<u64>, units: u64) {
+    if let Some(cpu) = cpu_us.filter(|_| units > 0) {
+        report.row(name, crate::stats::round(cpu as f64 / units as f64, 3), "µs");
+    }
+}
+
+/// Wait until `done()` or `limit` passes; returns whether `done()` became true.
+pub async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
