@@ -183,6 +183,59 @@ impl WsClient {
         self.recv().await
     }
 
+    /// The next text frame, or `None` if none arrives within `wait` (for waits longer than [`WAIT`],
+    /// such as a throttled update).
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()?;
+            match message.expect("connection ended while waiting for a frame").expect("websocket error") {
+                Message::Text(text) => return Some(serde_json::from_str(text.as_str()).expect("frame is JSON")),
+                Message::Close(close) => panic!("connection closed while waiting for a frame: {close:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Every frame up to and including the first `event` frame. With a REST-triggered `event` as a
+    /// marker this reads everything queued for the connection before the trigger.
+    pub async fn recv_until(&mut self, event: &str) -> Vec<Value> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            let done = frame["event"] == event;
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+
+    /// Send `pusher:ping` and wait for the pong; returns the frames received before it. The server
+    /// acts on a connection's messages in order, so everything sent earlier has been handled (frames
+    /// other connections caused may still be on their way).
+    pub async fn roundtrip(&mut self) -> Vec<Value> {
+        self.send(json!({"event": "pusher:ping", "data": {}})).await;
+        let mut frames = self.recv_until("pusher:pong").await;
+        frames.pop();
+        frames
+    }
+
+    /// Close from the client side and wait until the server has dropped the connection, which it
+    /// does only after leaving every channel and signing the user out.
+    pub async fn close(mut self) {
+        let _ = self.stream.send(Message::Close(None)).await;
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out waiting for the server to close")
+            {
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// The server closes the connection; returns the close code (after any frames before it).
     pub async fn expect_close(&mut self) -> (u16, Vec<Value>) {
         let mut frames = Vec::new();
