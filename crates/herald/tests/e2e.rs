@@ -1,1 +1,349 @@
-//! End-to-end tests with real clients; see `tests/e2e/`.
+//! End-to-end tests: the real `herald` binary against the clients Herald's users run (pusher-js in
+//! headless Chromium and under Node, the Node, Python and Ruby server SDKs).
+//!
+//! Each `#[test]` is one scenario: it starts its own `herald serve` on 127.0.0.1 port 0, reads the
+//! port from the log, and runs one client script from `tests/e2e/` with the server's address and
+//! credentials in its environment (`HERALD_HOST`, `HERALD_PORT`, `HERALD_APP_ID`, `HERALD_KEY`,
+//! `HERALD_SECRET`). The script does the talking and the checking; it exits 0 on success and
+//! otherwise says what it was waiting for. On failure the test prints the script's output and the
+//! server's log. Every process started here is stopped by its PID.
+//!
+//! The clients are installed by `scripts/test` (npm packages, a Python venv, Chromium, Ruby). Two
+//! things live outside the repository and are found through the environment:
+//! `HERALD_RUBY_CLIENTS` (the directory holding `pusher-ruby`, which runs the vendored Ruby gem) and
+//! `HERALD_SEED_DEMO` (the Rails demo whose page the browser scenarios rebuild); by default
+//! `shared/clients/ruby` and `shared/seed-demo` next to the repository.
+//!
+//! Adding a scenario: write the client script under `tests/e2e/` (`.mjs` for Node, `.py` for
+//! Python), then a `#[test]` calling [`scenario`] with it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const APP_ID: &str = "1";
+const KEY: &str = "herald-e2e-key";
+const SECRET: &str = "herald-e2e-secret";
+
+/// How long one client script may run; it enforces this itself so that it can say what it was
+/// waiting for.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+/// Past the script's own timeout, how long before it is stopped from here.
+const KILL_GRACE: Duration = Duration::from_secs(15);
+/// How long the server may take to log its address.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[test]
+fn seed_demo_with_pusher_js_3_and_ruby_gem_0_15_2() {
+    scenario("browser/seed_demo.mjs", &["3", "0.15.2"]);
+}
+
+#[test]
+fn seed_demo_with_pusher_js_8_and_ruby_gem_latest() {
+    scenario("browser/seed_demo.mjs", &["8", "latest"]);
+}
+
+#[test]
+fn pusher_js_on_node_receives_node_sdk_triggers_and_batches() {
+    scenario("node/sdk_events.mjs", &["node"]);
+}
+
+#[test]
+fn pusher_js_on_node_receives_python_sdk_triggers_and_batches() {
+    scenario("node/sdk_events.mjs", &["python"]);
+}
+
+/// Run one client script against a fresh server and panic with everything needed to debug it if
+/// the script fails or hangs.
+fn scenario(script: &str, args: &[&str]) {
+    let paths = Paths::checked();
+    // By extension: `.mjs` runs under Node with `tests/e2e/node_modules`, `.py` under the venv's Python.
+    let program = match Path::new(script).extension().and_then(|ext| ext.to_str()) {
+        Some("mjs") => PathBuf::from("node"),
+        Some("py") => paths.e2e.join(".venv/bin/python"),
+        _ => panic!("no interpreter for e2e script {script}; use .mjs or .py"),
+    };
+    let mut server = Herald::start();
+    let mut command = Command::new(&program);
+    command
+        .arg(paths.e2e.join(script))
+        .args(args)
+        .current_dir(&paths.e2e)
+        .env("HERALD_HOST", "127.0.0.1")
+        .env("HERALD_PORT", server.port.to_string())
+        .env("HERALD_APP_ID", APP_ID)
+        .env("HERALD_KEY", KEY)
+        .env("HERALD_SECRET", SECRET)
+        .env("HERALD_RUBY_CLIENTS", &paths.ruby_clients)
+        .env("HERALD_SEED_DEMO", &paths.seed_demo)
+        .env("HERALD_E2E_TIMEOUT_MS", SCENARIO_TIMEOUT.as_millis().to_string());
+    let shown = format!("{} {script} {}", program.display(), args.join(" "));
+
+    let started = Instant::now();
+    let run = Run::spawn(command, &shown);
+    let outcome = run.finish(SCENARIO_TIMEOUT + KILL_GRACE);
+    if outcome.passed() {
+        return;
+    }
+    let server_state = server.state();
+    panic!(
+        "e2e scenario `{shown}` {} after {:.1}s\n\
+         ---- its stdout ----\n{}\n---- its stderr ----\n{}\n---- herald ({server_state}) log ----\n{}",
+        outcome.describe(),
+        started.elapsed().as_secs_f64(),
+        outcome.stdout,
+        outcome.stderr,
+        server.log(),
+    );
+}
+
+/// Where the tests find their clients, checked before any process starts.
+struct Paths {
+    /// `tests/e2e`: the scripts, `node_modules` and `.venv`.
+    e2e: PathBuf,
+    /// Holds `pusher-ruby`.
+    ruby_clients: PathBuf,
+    /// The Rails demo's files.
+    seed_demo: PathBuf,
+}
+
+impl Paths {
+    /// Panics with one line per missing piece, each saying how to get it.
+    fn checked() -> Self {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let beside_repo = manifest.join("../../..");
+        let paths = Paths {
+            e2e: manifest.join("tests/e2e"),
+            ruby_clients: outside_repo("HERALD_RUBY_CLIENTS", &beside_repo.join("shared/clients/ruby")),
+            seed_demo: outside_repo("HERALD_SEED_DEMO", &beside_repo.join("shared/seed-demo")),
+        };
+        let chromium = std::env::var_os("HERALD_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
+
+        let mut missing = Vec::new();
+        let mut need = |ok: bool, what: String| {
+            if !ok {
+                missing.push(what);
+            }
+        };
+        need(
+            paths.e2e.join("node_modules/.package-lock.json").is_file(),
+            format!("npm packages ({}/node_modules)", paths.e2e.display()),
+        );
+        need(paths.e2e.join(".venv/bin/python").is_file(), format!("the Python venv ({}/.venv)", paths.e2e.display()));
+        need(succeeds(Command::new("node").arg("--version")), "node on PATH".into());
+        need(chromium.is_file(), format!("Chromium ({})", chromium.display()));
+        need(
+            succeeds(Command::new("ruby").args(["-e", "require 'httpclient'; require 'multi_json'"])),
+            "ruby with httpclient and multi_json (Debian: ruby ruby-httpclient ruby-multi-json)".into(),
+        );
+        need(
+            paths.ruby_clients.join("pusher-ruby").is_file(),
+            format!(
+                "the Ruby pusher gem launcher {} (set HERALD_RUBY_CLIENTS)",
+                paths.ruby_clients.join("pusher-ruby").display()
+            ),
+        );
+        need(
+            paths.seed_demo.join("app/assets/javascripts/application.js").is_file(),
+            format!("the seed demo at {} (set HERALD_SEED_DEMO)", paths.seed_demo.display()),
+        );
+        assert!(
+            missing.is_empty(),
+            "e2e clients are not installed; run scripts/test first (it installs them). Missing:\n  {}",
+            missing.join("\n  ")
+        );
+        paths
+    }
+}
+
+/// `var` from the environment if set, else `default`; absolute, because the scripts run elsewhere.
+fn outside_repo(var: &str, default: &Path) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| default.to_path_buf(), PathBuf::from);
+    path.canonicalize().unwrap_or(path)
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// A running `herald serve` and everything it has logged so far.
+struct Herald {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Herald {
+    /// Start the binary on 127.0.0.1 port 0 and wait for the line that says which port it got.
+    fn start() -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
+            .args(["serve", "--app-id", APP_ID, "--key", KEY, "--secret", SECRET, "--host", "127.0.0.1", "--port", "0"])
+            // Flags win over these, but a config file from the caller's environment would not.
+            .env_remove("HERALD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info,herald=debug");
+        }
+        let mut child = command.spawn().expect("start the herald binary");
+
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("herald stderr is piped");
+        let stderr_log = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = listening_port(&line) {
+                    let _ = port_tx.send(port);
+                }
+                append(&stderr_log, &line);
+            }
+        });
+        collect(child.stdout.take().expect("herald stdout is piped"), Arc::clone(&log));
+
+        let mut herald = Herald { child, port: 0, log };
+        match port_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(port) => herald.port = port,
+            Err(_) => panic!(
+                "herald ({}) did not log `listening on http://127.0.0.1:PORT` within {}s; its log:\n{}",
+                herald.state(),
+                STARTUP_TIMEOUT.as_secs(),
+                herald.log()
+            ),
+        }
+        herald
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// "running", or how it exited: a server that died mid-scenario explains most failures.
+    fn state(&mut self) -> String {
+        match self.child.try_wait() {
+            Ok(None) => format!("pid {}, still running", self.child.id()),
+            Ok(Some(status)) => format!("pid {}, exited: {status}", self.child.id()),
+            Err(err) => format!("pid {}, state unknown: {err}", self.child.id()),
+        }
+    }
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port in herald's `listening on http://127.0.0.1:PORT ...` line.
+fn listening_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let address = rest.split_whitespace().next()?;
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
+fn append(buffer: &Mutex<String>, line: &str) {
+    if let Ok(mut buffer) = buffer.lock() {
+        buffer.push_str(line);
+        buffer.push('\n');
+    }
+}
+
+/// Copy `stream` into `buffer` on a thread until it closes; the returned receiver fires then.
+fn collect(stream: impl Read + Send + 'static, buffer: Arc<Mutex<String>>) -> mpsc::Receiver<()> {
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            append(&buffer, &line);
+        }
+        let _ = done_tx.send(());
+    });
+    done_rx
+}
+
+/// A client script running with its output collected.
+struct Run {
+    child: Child,
+    stdout: (Arc<Mutex<String>>, mpsc::Receiver<()>),
+    stderr: (Arc<Mutex<String>>, mpsc::Receiver<()>),
+}
+
+/// How a client script ended, and what it printed.
+struct Outcome {
+    status: Option<ExitStatus>,
+    timed_out: Option<Duration>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn spawn(mut command: Command, shown: &str) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|err| panic!("cannot start `{shown}`: {err}"));
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        let stdout = collect(child.stdout.take().expect("stdout is piped"), Arc::clone(&out));
+        let stderr = collect(child.stderr.take().expect("stderr is piped"), Arc::clone(&err));
+        Run { child, stdout: (out, stdout), stderr: (err, stderr) }
+    }
+
+    /// Wait for the script to exit; past `limit`, stop it (SIGTERM so that it can close its
+    /// browser, then SIGKILL).
+    fn finish(mut self, limit: Duration) -> Outcome {
+        let deadline = Instant::now() + limit;
+        let mut timed_out = None;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Ok(None) => {
+                    timed_out = Some(limit);
+                    break self.stop();
+                }
+                Err(_) => break self.stop(),
+            }
+        };
+        // The pipes close when the script exits, unless something it started still holds them.
+        let take = |(buffer, done): &(Arc<Mutex<String>>, mpsc::Receiver<()>)| {
+            let _ = done.recv_timeout(Duration::from_secs(5));
+            buffer.lock().map(|text| text.clone()).unwrap_or_default()
+        };
+        Outcome { status, timed_out, stdout: take(&self.stdout), stderr: take(&self.stderr) }
+    }
+
+    fn stop(&mut self) -> Option<ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
+        let grace = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < grace {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Outcome {
+    fn passed(&self) -> bool {
+        self.timed_out.is_none() && self.status.is_some_and(|status| status.success())
+    }
+
+    fn describe(&self) -> String {
+        match (self.timed_out, self.status) {
+            (Some(limit), _) => format!("did not finish within {}s and was stopped", limit.as_secs()),
+            (None, Some(status)) => format!("failed ({status})"),
+            (None, None) => "failed (exit status unknown)".into(),
+        }
+    }
+}

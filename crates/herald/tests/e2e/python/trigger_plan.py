@@ -1,0 +1,54 @@
+"""Publish to Herald with the official Python `pusher` SDK, following a plan read as JSON on stdin.
+
+The plan is the list that node/sdk_events.mjs builds, so the Node and Python SDKs publish the same
+events and the receiving side checks them the same way:
+
+    [{"op": "trigger", "channels": "a" | ["a", "b"], "event": "e", "data": ...},
+     {"op": "trigger_batch", "batch": [{"channel": "a", "name": "e", "data": ...}, ...]}]
+"""
+
+import json
+import os
+import sys
+
+import pusher
+
+
+def setting(name):
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"{name} is not set")
+    return value
+
+
+def main():
+    client = pusher.Pusher(
+        app_id=setting("HERALD_APP_ID"),
+        key=setting("HERALD_KEY"),
+        secret=setting("HERALD_SECRET"),
+        host=setting("HERALD_HOST"),
+        # The SDK insists on an int here.
+        port=int(setting("HERALD_PORT")),
+        ssl=False,
+        timeout=10,
+    )
+    for op in json.load(sys.stdin):
+        if op["op"] == "trigger":
+            call = f"trigger({op['channels']!r}, {op['event']!r}, ...)"
+            try:
+                result = client.trigger(op["channels"], op["event"], op["data"])
+            except Exception as err:  # the SDK raises several unrelated types; report any of them
+                sys.exit(f"{call} failed: {type(err).__name__}: {err}")
+        elif op["op"] == "trigger_batch":
+            call = f"trigger_batch({len(op['batch'])} events)"
+            try:
+                result = client.trigger_batch(op["batch"])
+            except Exception as err:
+                sys.exit(f"{call} failed: {type(err).__name__}: {err}")
+        else:
+            sys.exit(f"unknown op in plan: {op!r}")
+        print(f"{call} returned {result!r}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

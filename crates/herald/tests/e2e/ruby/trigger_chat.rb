@@ -1,0 +1,25 @@
+# The seed demo's server side without Rails: the trigger from its `PusherEvent#save`, with the gem
+# pointed at Herald the way the demo's initializer does it (`Pusher.url`, from PUSHER_URL).
+#
+#   pusher-ruby --gem 0.15.2|latest ruby/trigger_chat.rb NAME MESSAGE
+
+require 'pusher'
+
+name, message = ARGV
+abort 'usage: trigger_chat.rb NAME MESSAGE' unless name && message
+
+settings = %w[HERALD_HOST HERALD_PORT HERALD_APP_ID HERALD_KEY HERALD_SECRET].to_h do |var|
+  [var, ENV.fetch(var) { abort "#{var} is not set" }]
+end
+
+Pusher.url = "http://#{settings['HERALD_KEY']}:#{settings['HERALD_SECRET']}" \
+             "@#{settings['HERALD_HOST']}:#{settings['HERALD_PORT']}/apps/#{settings['HERALD_APP_ID']}"
+# httpclient's default is a 60 s receive timeout; fail well inside the scenario's own timeout.
+Pusher.timeout = 10 if Pusher.respond_to?(:timeout=)
+
+begin
+  result = Pusher.trigger('test_chat_channel', 'new_message', { name: name, message: message })
+rescue Pusher::Error => e
+  abort "Pusher.trigger('test_chat_channel', 'new_message', ...) failed: #{e.class}: #{e.message}"
+end
+puts "Pusher.trigger returned #{result.inspect}"
