@@ -22,8 +22,13 @@ pub async fn run(target: &Target, pairs: usize, duration: Duration, per_second: 
     let before = target.stats();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for client in clients {
-        tasks.spawn(exchange(client, started, duration, per_second));
+    let n = clients.len().max(1) as u32;
+    for (i, client) in clients.into_iter().enumerate() {
+        // Clients start their ticks spread over one period, as real users would, instead of all
+        // sending in the same millisecond.
+        let period = Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)));
+        let phase = period * i as u32 / n;
+        tasks.spawn(exchange(client, started, duration, period, phase));
     }
     let mut latencies = Latencies::default();
     let mut sent = 0u64;
@@ -47,17 +52,19 @@ async fn exchange(
     client: client::Client,
     started: Instant,
     duration: Duration,
-    per_second: u32,
+    period: Duration,
+    phase: Duration,
 ) -> anyhow::Result<(Latencies, u64)> {
     let channel = client.channel;
     let (mut sink, mut stream) = client.ws.split();
     let mut latencies = Latencies::default();
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_second.max(1))));
-    let deadline = tokio::time::Instant::from_std(started + duration);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(started + phase), period);
+    let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(started + duration));
+    tokio::pin!(deadline);
     let mut sent = 0u64;
     loop {
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => break,
+            () = &mut deadline => break,
             _ = ticker.tick() => {
                 let frame = format!(r#"{{"event":"client-ping","channel":"{channel}","data":{{"t":{}}}}}"#, client::now_us());
                 sink.send(Message::text(frame)).await?;
