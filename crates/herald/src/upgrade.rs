@@ -27,8 +27,10 @@ use crate::node::Node;
 use crate::rest::error::ApiError;
 
 /// Read buffer per connection. tungstenite allocates it eagerly and its default is 128 KiB; client
-/// frames are small (a presence subscribe is under 2 KiB), and larger ones grow the buffer on demand.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// frames are small (a subscribe with auth is about 200 bytes), and a larger one grows the buffer on
+/// demand. Measured with `scripts/bench connect`: 2 KiB gave 5.6 KiB of RSS per idle connection,
+/// 1 KiB gives 4.6 KiB.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Frames are written to the socket once this much is buffered, and at every flush.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Largest message a client may send: a 10 KB client event plus its envelope, with room to spare.
