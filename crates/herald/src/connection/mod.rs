@@ -81,7 +81,7 @@ pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let exit = drive(&mut socket, &mut session, &node).await;
     session.leave_all(Instant::now());
     tracing::debug!(socket_id = %session.socket_id, ?exit, "disconnected");
-    if exit_is_shutdown(&exit) {
+    if matches!(exit, Exit::Shutdown) {
         // Spread reconnections over the shutdown window instead of sending every client back at once.
         tokio::time::sleep(node.shutdown_jitter()).await;
     }
@@ -98,10 +98,6 @@ pub async fn refuse(mut socket: Socket, code: ErrorCode, message: &str) {
     if matches!(sent, Ok(Ok(()))) {
         close_with(&mut socket, None, CloseCode::Library(code.code()), code.description()).await;
     }
-}
-
-fn exit_is_shutdown(exit: &Exit) -> bool {
-    matches!(exit, Exit::Shutdown)
 }
 
 async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit {

@@ -132,6 +132,9 @@ fn authorize(
 
 fn refuse_auth(replies: &mut Vec<Frame>, channel: &ChannelName, token: Option<&str>, error: &AuthError) {
     refuse(replies, channel, SubscriptionErrorType::AuthError, &error.to_string(), 401);
+    // The token is the client's own input, echoed for debugging; a valid one is under 100 bytes.
+    let token: Option<String> = token.map(|t| t.chars().take(128).collect());
+    let token = token.as_deref();
     // Hosted Pusher's own wording, for apps that log connection errors.
     let message = match error {
         AuthError::InvalidSignature { string_to_sign } => format!(
