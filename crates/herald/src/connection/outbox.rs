@@ -51,7 +51,8 @@ pub enum Batch {
 #[derive(Debug)]
 pub struct Outbox {
     id: ConnId,
-    limits: OutboxLimits,
+    max_frames: usize,
+    max_bytes: usize,
     state: Mutex<State>,
 }
 
@@ -76,7 +77,7 @@ pub enum SendError {
 impl Outbox {
     /// An empty outbox. Nothing is allocated until the first frame arrives.
     pub fn new(id: ConnId, limits: OutboxLimits) -> Self {
-        Self { id, limits, state: Mutex::new(State::default()) }
+        Self { id, max_frames: limits.max_frames, max_bytes: limits.max_bytes, state: Mutex::new(State::default()) }
     }
 
     /// The connection this outbox feeds.
@@ -92,7 +93,7 @@ impl Outbox {
             return Err(SendError::Closing);
         }
         let len = frame.len();
-        if state.frames.len() >= self.limits.max_frames || state.bytes + len > self.limits.max_bytes {
+        if state.frames.len() >= self.max_frames || state.bytes + len > self.max_bytes {
             state.kill = Some(Kill::SlowConsumer);
             state.frames = VecDeque::new();
             state.bytes = 0;
