@@ -1,5 +1,6 @@
-//! End-to-end tests: the real `herald` binary against the clients Herald's users run (pusher-js in
-//! headless Chromium and under Node, the Node, Python and Ruby server SDKs).
+//! End-to-end tests: the real `herald` binary against the clients Herald's users run (pusher-js 3.x,
+//! 7.6 and 8.x in headless Chromium and under Node, Laravel Echo, the Node, Python and Ruby server
+//! SDKs).
 //!
 //! Each `#[test]` is one scenario: it starts its own `herald serve` on 127.0.0.1 port 0, reads the
 //! port from the log, and runs one client script from `tests/e2e/` with the server's address and
@@ -15,7 +16,8 @@
 //! `shared/clients/ruby` and `shared/seed-demo` next to the repository.
 //!
 //! Adding a scenario: write the client script under `tests/e2e/` (`.mjs` for Node, `.py` for
-//! Python), then a `#[test]` calling [`scenario`] with it.
+//! Python), then a `#[test]` calling [`scenario`] with it. Ruby scripts run as children of a Node
+//! script (`runRuby` in `lib/harness.mjs`), which holds the WebSocket side of the scenario.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -55,6 +57,71 @@ fn pusher_js_on_node_receives_node_sdk_triggers_and_batches() {
 #[test]
 fn pusher_js_on_node_receives_python_sdk_triggers_and_batches() {
     scenario("node/sdk_events.mjs", &["python"]);
+}
+
+#[test]
+fn private_and_presence_channels_with_pusher_js_8() {
+    scenario("node/private_presence.mjs", &["8"]);
+}
+
+#[test]
+fn private_and_presence_channels_with_pusher_js_7() {
+    scenario("node/private_presence.mjs", &["7"]);
+}
+
+#[test]
+fn client_events_and_their_rate_limit_with_pusher_js_8() {
+    scenario("node/client_events.mjs", &["8"]);
+}
+
+#[test]
+fn client_events_and_their_rate_limit_with_pusher_js_7() {
+    scenario("node/client_events.mjs", &["7"]);
+}
+
+#[test]
+fn encrypted_cache_and_subscription_count_with_pusher_js_8() {
+    scenario("node/encrypted_cache.mjs", &["8"]);
+}
+
+#[test]
+fn encrypted_cache_and_subscription_count_with_pusher_js_7() {
+    scenario("node/encrypted_cache.mjs", &["7"]);
+}
+
+#[test]
+fn signin_user_events_watchlist_and_terminate_with_pusher_js_8() {
+    scenario("node/users.mjs", &["8"]);
+}
+
+#[test]
+fn signin_user_events_watchlist_and_terminate_with_pusher_js_7() {
+    scenario("node/users.mjs", &["7"]);
+}
+
+#[test]
+fn laravel_echo_with_pusher_js_8() {
+    scenario("node/laravel_echo.mjs", &[]);
+}
+
+#[test]
+fn ruby_gem_read_api_and_tokens_with_pusher_js_8() {
+    scenario("node/read_api.mjs", &["ruby", "8"]);
+}
+
+#[test]
+fn ruby_gem_read_api_and_tokens_with_pusher_js_7() {
+    scenario("node/read_api.mjs", &["ruby", "7"]);
+}
+
+#[test]
+fn python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_8() {
+    scenario("node/read_api.mjs", &["python", "8"]);
+}
+
+#[test]
+fn python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7() {
+    scenario("node/read_api.mjs", &["python", "7"]);
 }
 
 /// Run one client script against a fresh server and panic with everything needed to debug it if

@@ -3,8 +3,10 @@
 // out, and running the Python and Ruby SDK clients as child processes.
 
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inspect, isDeepStrictEqual } from 'node:util';
 import Pusher from 'pusher';
 
 /** The directory holding package.json, node_modules and the client scripts. */
@@ -130,8 +132,8 @@ export async function until(ms, what, check) {
   }
 }
 
-/** The Node server SDK pointed at Herald over plain HTTP. */
-export function nodeSdk() {
+/** The Node server SDK pointed at Herald over plain HTTP; `options` add to its settings. */
+export function nodeSdk(options = {}) {
   return new Pusher({
     appId: server.appId,
     key: server.key,
@@ -139,6 +141,7 @@ export function nodeSdk() {
     host: server.host,
     port: server.port,
     useTLS: false,
+    ...options,
   });
 }
 
@@ -190,4 +193,194 @@ export function runRuby(gem, script, args = []) {
 export function runPython(script, args = [], options = {}) {
   const python = join(E2E_DIR, '.venv', 'bin', 'python');
   return runProgram('the Python pusher SDK', python, [join(E2E_DIR, script), ...args], options);
+}
+
+// ---- pusher-js clients -------------------------------------------------------------------------
+
+/** The pusher-js packages a script can be parametrized with, by major version. */
+const PUSHER_JS = { 8: 'pusher-js', 7: 'pusher-js-7' };
+
+/**
+ * The pusher-js constructor for `major` ("8": pusher-js 8.x, "7": pusher-js 7.6.0), from a script's
+ * command line. Under Node both packages' main build is the one with encrypted-channel support
+ * (tweetnacl built in), so `private-encrypted-` channels work with either.
+ */
+export async function pusherJs(major) {
+  const name = PUSHER_JS[major];
+  if (!name) {
+    console.error(`unknown pusher-js major version ${inspect(major)}; use ${Object.keys(PUSHER_JS).join(' or ')}`);
+    process.exit(2);
+  }
+  const { version } = createRequire(import.meta.url)(`${name}/package.json`);
+  const { default: PusherJs } = await import(name);
+  step(`using ${name} ${version}`);
+  return PusherJs;
+}
+
+/**
+ * A pusher-js client connected to Herald over plain WebSocket, named in every log line and
+ * disconnected on cleanup. `options` go to the constructor on top of the connection settings.
+ */
+export function pusherClient(PusherJs, name, options = {}) {
+  const client = new PusherJs(server.key, {
+    cluster: 'mt1',
+    wsHost: server.host,
+    wsPort: server.port,
+    wssPort: server.port,
+    forceTLS: false,
+    enabledTransports: ['ws', 'wss'],
+    ...options,
+  });
+  onCleanup(() => client.disconnect());
+  client.connection.bind('state_change', ({ previous, current }) => step(`${name}: ${previous} -> ${current}`));
+  client.connection.bind('error', (err) => step(`${name}: connection error ${inspect(err, { depth: 4 })}`));
+  return client;
+}
+
+/**
+ * pusher-js options that sign in this process with a Node SDK instance, as an app's auth endpoints
+ * would: `channelAuthorization` (with `presence` as the member on presence channels) and
+ * `userAuthentication` (with `user` as the user data).
+ */
+export function signedBy(sdk, { presence, user } = {}) {
+  const sign = (what, fn, callback) => {
+    let result;
+    try {
+      result = fn();
+    } catch (err) {
+      step(`signing ${what} failed: ${err.message}`);
+      return callback(err, null);
+    }
+    callback(null, result);
+  };
+  return {
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }, callback) =>
+        sign(`channel ${channelName}`, () =>
+          sdk.authorizeChannel(socketId, channelName, channelName.startsWith('presence-') ? presence : undefined),
+        callback),
+    },
+    userAuthentication: {
+      customHandler: ({ socketId }, callback) =>
+        sign('user sign-in', () => sdk.authenticateUser(socketId, user), callback),
+    },
+  };
+}
+
+/** Wait until `client` is connected; resolves with its socket id. */
+export function connected(client, name, ms = 10_000) {
+  return within(
+    ms,
+    `${name} to reach connection state 'connected'`,
+    new Promise((resolve) => {
+      if (client.connection.state === 'connected') return resolve(client.connection.socket_id);
+      client.connection.bind('connected', () => resolve(client.connection.socket_id));
+    }),
+  );
+}
+
+/**
+ * Subscribe `client` to `channelName` and wait for `pusher:subscription_succeeded`; resolves with
+ * `{ channel, data, events }`: `data` is what pusher-js passed (the members on presence channels),
+ * `events` records everything the channel emits from the subscription on (so that what follows
+ * `subscription_succeeded` at once, like a cached event, is not missed). A
+ * `pusher:subscription_error` fails the wait with its payload.
+ */
+export function subscribed(client, channelName, name, ms = 10_000) {
+  const channel = client.subscribe(channelName);
+  const events = recordEvents(channel, `${name} ${channelName}`);
+  return within(
+    ms,
+    `pusher:subscription_succeeded on ${channelName} for ${name}`,
+    new Promise((resolve, reject) => {
+      channel.bind('pusher:subscription_succeeded', (data) => resolve({ channel, data, events }));
+      channel.bind('pusher:subscription_error', (err) =>
+        reject(new Error(`${name}: subscribing to ${channelName} failed: ${inspect(err, { depth: 4 })}`)),
+      );
+    }),
+  );
+}
+
+/**
+ * What something emitted, in order, with waits on it. Entries are whatever `push` was given; waits
+ * look at past entries too, so binding early and waiting late never misses anything.
+ */
+export class Recorder {
+  constructor(label) {
+    this.label = label;
+    this.entries = [];
+    this.waiters = new Set();
+  }
+
+  push(entry) {
+    this.entries.push(entry);
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  /** Entries matching `test`. */
+  matching(test) {
+    return this.entries.filter(test);
+  }
+
+  /** Wait for `count` entries matching `test`; resolves with them. */
+  waitFor(ms, what, test, count = 1) {
+    const promise = new Promise((resolve) => {
+      const check = () => {
+        const found = this.matching(test);
+        if (found.length < count) return false;
+        this.waiters.delete(check);
+        resolve(found);
+        return true;
+      };
+      if (!check()) this.waiters.add(check);
+    });
+    return within(ms, `${what} (on ${this.label})`, promise).catch((err) => {
+      err.message += `\n  ${this.label} had: ${inspect(this.entries, { depth: 5, breakLength: 160 })}`;
+      throw err;
+    });
+  }
+}
+
+/** Every event a channel (or `pusher.user`, or a watchlist) emits, as `{ event, data }`. */
+export function recordEvents(emitter, label) {
+  const recorder = new Recorder(label);
+  emitter.bind_global((event, data) => recorder.push({ event, data }));
+  return recorder;
+}
+
+/** Every frame `client` receives, as pusher-js parsed it (`{ event, channel, data, user_id }`). */
+export function recordFrames(client, label) {
+  const recorder = new Recorder(label);
+  client.connection.bind('message', (frame) => recorder.push(frame));
+  return recorder;
+}
+
+// ---- checks ------------------------------------------------------------------------------------
+
+/** Throw unless `actual` deep-equals `expected`, showing both. */
+export function expectEqual(actual, expected, what) {
+  if (!isDeepStrictEqual(actual, expected)) {
+    throw new Error(
+      `${what}:\n  expected ${inspect(expected, { depth: 6 })}\n  got      ${inspect(actual, { depth: 6 })}`,
+    );
+  }
+  step(`ok: ${what}`);
+}
+
+/** Throw `message` unless `condition`. */
+export function expect(condition, message) {
+  if (!condition) throw new Error(message);
+  step(`ok: ${message}`);
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** GET a REST API path through the Node SDK (signed) and return the parsed JSON body. */
+export async function restGet(sdk, path, params) {
+  const response = await sdk.get({ path, params });
+  const body = await response.json();
+  step(`REST GET ${path}${params ? ` ${JSON.stringify(params)}` : ''} -> ${response.status} ${JSON.stringify(body)}`);
+  return body;
 }
