@@ -158,6 +158,17 @@ impl Rest {
         self.post("events", body).await
     }
 
+    /// `GET` an unsigned path (such as `/metrics`) and return the body.
+    pub async fn get_text(&mut self, path: &str) -> anyhow::Result<String> {
+        let request = hyper::Request::get(path).header("host", self.addr.to_string()).body(Full::new(Bytes::new()))?;
+        self.sender.ready().await?;
+        let response = tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
+            .await
+            .context("request timed out")??;
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     async fn post(&mut self, endpoint: &str, body: String) -> anyhow::Result<u16> {
         let path = format!("/apps/{APP_ID}/{endpoint}");
         let query = signed_query(KEY, SECRET, "POST", &path, &[], body.as_bytes(), now_us() / 1_000_000);

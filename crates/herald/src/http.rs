@@ -1,5 +1,5 @@
 //! The router: every HTTP request on the one port lands here and is sent, by path, to the WebSocket
-//! upgrade (`…/app/{key}`), the REST API (`/apps/{id}/…`) or the health check.
+//! upgrade (`…/app/{key}`), the REST API (`/apps/{id}/…`), `/metrics` or the health check.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,8 +25,21 @@ pub async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Respon
     }
     Ok(match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/" | "/up") => rest::json(hyper::StatusCode::OK, r#"{"ok":true}"#.into()),
+        (&Method::GET, "/metrics") => metrics(&node),
         _ => ApiError::NotFound("no such endpoint".into()).into_response(),
     })
+}
+
+/// `GET /metrics`: OpenMetrics text, for Prometheus.
+fn metrics(node: &Node) -> Response<Full<Bytes>> {
+    let channels: usize = node.apps.iter().map(|app| app.hub.channel_count()).sum();
+    node.metrics.channels.set(channels as i64);
+    let mut response = Response::new(Full::new(Bytes::from(node.metrics.encode())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }
 
 /// The app key of a WebSocket path `{optional prefix}/app/{key}` (pusher-js 4.2.2+ may add a `wsPath`

@@ -10,6 +10,7 @@
 //! - [`connection`]: one task per WebSocket: session, outbox, subscriptions, heartbeat.
 //! - [`hub`]: channels, subscribers, presence rosters, cached events; where a broadcast fans out.
 //! - [`rest`]: the REST API.
+//! - [`metrics`]: counters and gauges for `GET /metrics`.
 //! - [`shutdown`]: signals and draining.
 
 pub mod apps;
@@ -18,6 +19,7 @@ pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod listener;
+pub mod metrics;
 pub mod node;
 pub mod rest;
 pub mod shutdown;

@@ -1,5 +1,5 @@
 //! [`Node`]: the one `Arc` every task holds. A plain bag of handles: configuration, apps (each with
-//! its hub), the shutdown signal and task tracker, and the counters that make socket ids.
+//! its hub), the shutdown signal and task tracker, metrics, and the counters that make socket ids.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::apps::AppStore;
 use crate::config::Config;
 use crate::connection::outbox::ConnId;
+use crate::metrics::Metrics;
 
 /// Shared state of the server process.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Counters and gauges for `GET /metrics`.
+    pub metrics: Metrics,
     /// Random per process: the first half of every socket id, so ids from two runs or two nodes do
     /// not collide while the second half is a plain counter.
     socket_tag: u32,
@@ -39,6 +42,7 @@ impl Node {
             config,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            metrics: Metrics::default(),
             socket_tag: rand::random::<u32>().max(1),
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),

@@ -63,6 +63,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.app.hub.disconnect();
         self.node.release();
+        self.node.metrics.connections.dec();
     }
 }
 
@@ -92,6 +93,7 @@ pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> R
             }
             Admission::Refuse(code, message) => {
                 tracing::debug!(code = code.code(), message, "connection refused");
+                node.metrics.connections_refused.get_or_create(&[("code", code.code())]).inc();
                 connection::refuse(socket, code, &message).await;
             }
         }
@@ -143,6 +145,8 @@ fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
         app.hub.disconnect();
         return Admission::Refuse(ErrorCode::OverCapacity, "Server at capacity, retry later".into());
     }
+    node.metrics.connections.inc();
+    node.metrics.connections_opened.inc();
     Admission::Accept(app.clone(), Slot { node: node.clone(), app: app.clone() })
 }
 

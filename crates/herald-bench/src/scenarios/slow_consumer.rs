@@ -126,7 +126,17 @@ pub async fn run(target: &Target, sizes: SlowConsumer) -> anyhow::Result<Report>
             _ => open += 1,
         }
     }
-    report.row("stalled: closed with 4100", closed_4100, "clients");
+    // A client that stopped reading cannot receive the close frame either (its socket buffers are
+    // full), so the server's own count says how many it closed as slow consumers.
+    let metrics = rest.get_text("/metrics").await.unwrap_or_default();
+    let closed_by_server = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"herald_connections_closed_total{reason="slow_consumer"} "#))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    if let Some(closed) = closed_by_server {
+        report.row("stalled: closed by the server as slow consumers (4100)", closed, "clients");
+    }
+    report.row("stalled: received the 4100 close frame", closed_4100, "clients");
     report.row("stalled: dropped without a close frame", dropped, "clients");
     report.row("stalled: still open", open, "clients");
     Ok(report)

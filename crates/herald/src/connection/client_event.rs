@@ -50,10 +50,11 @@ impl RateLimiter {
     }
 }
 
-/// Handle a `client-*` event.
-pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) {
+/// Handle a `client-*` event; returns whether it was relayed.
+pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) -> bool {
     let refuse = |replies: &mut Vec<Frame>, code: Option<ErrorCode>, message: String| {
         replies.push(server::error(code, &message).into());
+        false
     };
     let channel = &event.channel;
     if !session.app.config.client_events {
@@ -91,6 +92,7 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
     }
     let frame = server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership.as_deref());
     session.app.hub.relay(channel.as_str(), &frame.into(), session.outbox.id());
+    true
 }
 
 #[cfg(test)]

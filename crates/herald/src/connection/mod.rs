@@ -57,6 +57,19 @@ enum Exit {
 }
 
 impl Exit {
+    /// The `reason` label of `herald_connections_closed_total`.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::ClientClosed | Self::ClientGone => "client",
+            Self::ProtocolError(_) => "protocol_error",
+            Self::WriteTimeout => "write_timeout",
+            Self::Shutdown => "shutdown",
+            Self::Killed(Kill::SlowConsumer) => "slow_consumer",
+            Self::Killed(Kill::Terminated) => "terminated",
+            Self::PongTimeout => "pong_timeout",
+        }
+    }
+
     /// The `pusher:error` and close frame to send, if the socket is still usable.
     fn close_frame(&self) -> Option<(Option<ErrorCode>, CloseCode, &'static str)> {
         let pusher = |code: ErrorCode, reason| Some((Some(code), CloseCode::Library(code.code()), reason));
@@ -81,6 +94,7 @@ pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let exit = drive(&mut socket, &mut session, &node).await;
     session.leave_all(Instant::now());
     tracing::debug!(socket_id = %session.socket_id, ?exit, "disconnected");
+    node.metrics.connections_closed.get_or_create(&[("reason", exit.reason())]).inc();
     if matches!(exit, Exit::Shutdown) {
         // Spread reconnections over the shutdown window instead of sending every client back at once.
         tokio::time::sleep(node.shutdown_jitter()).await;
@@ -134,10 +148,10 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                 let now = Instant::now();
                 heartbeat.heard(now);
                 match message {
-                    Some(Ok(Message::Text(text))) => session.handle(text.as_str(), now, &mut replies),
+                    Some(Ok(Message::Text(text))) => session.handle(text.as_str(), now, &mut replies, &node.metrics),
                     // Protocol 7 is text only, but decoding UTF-8 binary frames costs nothing.
                     Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
-                        Ok(text) => session.handle(text, now, &mut replies),
+                        Ok(text) => session.handle(text, now, &mut replies, &node.metrics),
                         Err(_) => replies.push(server::error(None, "binary frames must be UTF-8 JSON").into()),
                     },
                     Some(Ok(Message::Close(_))) => return Exit::ClientClosed,

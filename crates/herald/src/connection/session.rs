@@ -16,6 +16,7 @@ use super::outbox::{Frame, Outbox};
 use super::signin::{self, SignedIn};
 use super::subscribe;
 use crate::apps::App;
+use crate::metrics::Metrics;
 
 /// One connection's state.
 #[derive(Debug)]
@@ -48,14 +49,18 @@ impl Session {
     }
 
     /// Act on one message from the client, appending replies. Bad input is answered, never fatal.
-    pub fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>) {
+    pub fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>, metrics: &Metrics) {
         match ClientFrame::parse(text) {
             Ok(ClientFrame::Ping) => replies.push(Frame::from_static(server::PONG)),
             Ok(ClientFrame::Pong) => {}
             Ok(ClientFrame::Subscribe(request)) => subscribe::subscribe(self, request, now, replies),
             Ok(ClientFrame::Unsubscribe { channel }) => subscribe::unsubscribe(self, &channel, now),
             Ok(ClientFrame::Signin(request)) => signin::signin(self, request, replies),
-            Ok(ClientFrame::ClientEvent(event)) => client_event::client_event(self, event, now, replies),
+            Ok(ClientFrame::ClientEvent(event)) => {
+                if client_event::client_event(self, event, now, replies) {
+                    metrics.client_events.inc();
+                }
+            }
             Ok(ClientFrame::Other { event }) => {
                 tracing::debug!(socket_id = %self.socket_id, event, "ignored unknown event");
             }

@@ -23,7 +23,7 @@ pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Byte
     let except = trigger.socket_id.as_ref().and_then(|socket_id| node.conn_id_of(socket_id));
     let now = Instant::now();
     for channel in &trigger.channels {
-        publish(app, channel, &trigger.name, &trigger.data, except, now);
+        publish(app, node, channel, &trigger.name, &trigger.data, except, now);
     }
     if trigger.info.is_empty() {
         return super::ok("{}".into());
@@ -42,7 +42,7 @@ pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>
     let now = Instant::now();
     for event in &events {
         let except = event.socket_id.as_ref().and_then(|socket_id| node.conn_id_of(socket_id));
-        publish(app, &event.channel, &event.name, &event.data, except, now);
+        publish(app, node, &event.channel, &event.name, &event.data, except, now);
     }
     if events.iter().all(|event| event.info.is_empty()) {
         return super::ok("{}".into());
@@ -51,18 +51,26 @@ pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>
     super::ok(serde_json::json!({ "batch": batch }).to_string())
 }
 
-fn publish(app: &App, channel: &ChannelName, name: &str, data: &str, except: Option<ConnId>, now: Instant) {
-    match channel.server_to_user_id() {
+fn publish(
+    app: &App,
+    node: &Node,
+    channel: &ChannelName,
+    name: &str,
+    data: &str,
+    except: Option<ConnId>,
+    now: Instant,
+) {
+    let delivered = match channel.server_to_user_id() {
         // `sendToUser`: every connection signed in as the user, whether or not pusher-js has
         // confirmed its subscription to the channel yet.
         Some(user_id) => {
             let frame = || Frame::from(server::channel_event(name, channel.as_str(), data));
-            app.hub.users.publish(user_id, frame, except);
+            app.hub.users.publish(user_id, frame, except)
         }
-        None => {
-            app.hub.publish(channel, name, data, except, now);
-        }
-    }
+        None => app.hub.publish(channel, name, data, except, now),
+    };
+    node.metrics.events_published.inc();
+    node.metrics.deliveries.inc_by(delivered as u64);
 }
 
 /// The counts a trigger's `info` asks for: `user_count` on presence channels only, and

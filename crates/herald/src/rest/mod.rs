@@ -74,10 +74,12 @@ fn max_body_bytes(app_limit: usize) -> usize {
 
 /// Answer a REST request.
 pub async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
-    match respond(request, node).await {
+    let response = match respond(request, node).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
-    }
+    };
+    node.metrics.rest_requests.get_or_create(&[("status", response.status().as_u16())]).inc();
+    response
 }
 
 async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Response<Full<Bytes>>, ApiError> {

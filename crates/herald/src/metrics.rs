@@ -1,0 +1,100 @@
+//! [`Metrics`]: counters and gauges for operators, served as OpenMetrics text on `GET /metrics`.
+//!
+//! Every update is one relaxed atomic add; the hot path counts a whole broadcast with a single
+//! increment, never one per recipient.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labeled<V> = Family<[(&'static str, V); 1], Counter>;
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// WebSocket connections accepted since start.
+    pub connections_opened: Counter,
+    /// Connections refused during the handshake, by Pusher error code.
+    pub connections_refused: Labeled<u16>,
+    /// Connections closed, by reason (`client`, `slow_consumer`, `pong_timeout`, ...).
+    pub connections_closed: Labeled<&'static str>,
+    /// Events published through the REST API, counted once per channel.
+    pub events_published: Counter,
+    /// Frames queued for connections by REST publishes (one event to N subscribers counts N).
+    pub deliveries: Counter,
+    /// Client events relayed.
+    pub client_events: Counter,
+    /// REST requests answered, by HTTP status.
+    pub rest_requests: Labeled<u16>,
+    /// Channels held (set when scraped).
+    pub channels: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("herald");
+        let metrics = Self {
+            connections: Gauge::default(),
+            connections_opened: Counter::default(),
+            connections_refused: Family::default(),
+            connections_closed: Family::default(),
+            events_published: Counter::default(),
+            deliveries: Counter::default(),
+            client_events: Counter::default(),
+            rest_requests: Family::default(),
+            channels: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
+        registry.register("connections_opened", "WebSocket connections accepted", metrics.connections_opened.clone());
+        registry.register(
+            "connections_refused",
+            "Connections refused during the handshake, by Pusher error code",
+            metrics.connections_refused.clone(),
+        );
+        registry.register("connections_closed", "Connections closed, by reason", metrics.connections_closed.clone());
+        registry.register(
+            "events_published",
+            "REST events published, once per channel",
+            metrics.events_published.clone(),
+        );
+        registry.register("deliveries", "Frames queued for subscribers by REST publishes", metrics.deliveries.clone());
+        registry.register("client_events", "Client events relayed", metrics.client_events.clone());
+        registry.register("rest_requests", "REST requests answered, by HTTP status", metrics.rest_requests.clone());
+        registry.register("channels", "Channels held (occupied or caching an event)", metrics.channels.clone());
+        Self { registry, ..metrics }
+    }
+}
+
+impl Metrics {
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_names_every_metric_with_its_labels() {
+        let metrics = Metrics::default();
+        metrics.connections.inc();
+        metrics.connections_closed.get_or_create(&[("reason", "slow_consumer")]).inc();
+        metrics.rest_requests.get_or_create(&[("status", 200)]).inc_by(3);
+        let text = metrics.encode();
+        assert!(text.contains("herald_connections 1"), "{text}");
+        assert!(text.contains(r#"herald_connections_closed_total{reason="slow_consumer"} 1"#), "{text}");
+        assert!(text.contains(r#"herald_rest_requests_total{status="200"} 3"#), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
