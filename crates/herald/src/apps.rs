@@ -3,8 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
 use crate::config::AppConfig;
 use crate::hub::Hub;
+use crate::webhooks::{Job, Webhooks};
 
 /// One hosted app: its configuration and its channels.
 #[derive(Debug)]
@@ -13,6 +17,8 @@ pub struct App {
     pub config: AppConfig,
     /// The app's channels and subscribers.
     pub hub: Hub,
+    /// Where its webhook events go.
+    pub webhooks: Webhooks,
 }
 
 /// Every hosted app, indexed by id and by key.
@@ -23,11 +29,15 @@ pub struct AppStore {
 }
 
 impl AppStore {
-    /// Build the store; each app gets an empty hub.
-    pub fn new(configs: &[AppConfig]) -> Self {
+    /// Build the store; each app gets an empty hub and emits webhooks into `webhooks`.
+    pub fn new(configs: &[AppConfig], webhooks: &mpsc::Sender<Job>, dropped: &Counter) -> Self {
         let mut store = Self::default();
         for config in configs {
-            let app = Arc::new(App { hub: Hub::new(config.subscription_count), config: config.clone() });
+            let app = Arc::new(App {
+                hub: Hub::new(config.subscription_count),
+                webhooks: Webhooks::new(config, webhooks.clone(), dropped.clone()),
+                config: config.clone(),
+            });
             store.by_id.insert(config.id.clone(), app.clone());
             store.by_key.insert(config.key.clone(), app);
         }

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use pusher_wire::limits::{ACTIVITY_TIMEOUT_SECS, PONG_TIMEOUT_SECS};
+use pusher_wire::limits::{ACTIVITY_TIMEOUT_SECS, PONG_TIMEOUT_SECS, WEBHOOK_REMOVAL_DELAY_SECS};
 use pusher_wire::rest::types::TriggerLimits;
+use pusher_wire::webhook::WebhookKind;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -35,6 +36,9 @@ pub struct Config {
     /// On shutdown, connections are closed with 4200 spread over this long, so that clients do not
     /// all reconnect at the same instant.
     pub shutdown_spread: Duration,
+    /// How long `channel_vacated` and `member_removed` webhooks wait, so that a client that comes
+    /// straight back causes neither them nor the matching re-add.
+    pub webhook_delay: Duration,
 }
 
 /// How far a connection may fall behind before it is closed as a slow consumer.
@@ -76,6 +80,30 @@ pub struct AppConfig {
     /// Largest event `data`, in bytes.
     #[serde(default = "default_max_event_bytes")]
     pub max_event_bytes: usize,
+    /// Where to POST webhooks.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookTarget>,
+    /// Send the events that are ready together, several per request, instead of one per request.
+    #[serde(default)]
+    pub batch_webhooks: bool,
+}
+
+/// One webhook endpoint of an app.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// The endpoint, `http://host[:port]/path`.
+    pub url: String,
+    /// The event kinds it wants; all of them when absent.
+    #[serde(default)]
+    pub events: Option<Vec<WebhookKind>>,
+}
+
+impl WebhookTarget {
+    /// Whether this endpoint wants events of `kind`.
+    pub fn wants(&self, kind: WebhookKind) -> bool {
+        self.events.as_ref().is_none_or(|events| events.contains(&kind))
+    }
 }
 
 fn yes() -> bool {
@@ -97,6 +125,8 @@ impl AppConfig {
             subscription_count: true,
             max_connections: None,
             max_event_bytes: default_max_event_bytes(),
+            webhooks: Vec::new(),
+            batch_webhooks: false,
         }
     }
 
@@ -118,6 +148,7 @@ impl Config {
             max_connections: 100_000,
             outbox: OutboxLimits::default(),
             shutdown_spread: Duration::from_secs(2),
+            webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
         }
     }
 
@@ -144,6 +175,7 @@ impl Config {
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             outbox: defaults.outbox,
             shutdown_spread: defaults.shutdown_spread,
+            webhook_delay: defaults.webhook_delay,
         })
     }
 
@@ -160,6 +192,11 @@ impl Config {
             check_credential("app id", &app.id)?;
             check_credential("key", &app.key)?;
             check_credential("secret", &app.secret)?;
+            for target in &app.webhooks {
+                crate::webhooks::delivery::Endpoint::parse(&target.url).map_err(|why| {
+                    ConfigError::Invalid(format!("app {}: webhook url {:?}: {why}", app.id, target.url))
+                })?;
+            }
             if let Some(other) = self.apps[..i].iter().find(|o| o.id == app.id || o.key == app.key) {
                 let what = if other.id == app.id { "id" } else { "key" };
                 return Err(ConfigError::Invalid(format!("two apps share the {what} {:?}", app.id)));

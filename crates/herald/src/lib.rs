@@ -11,6 +11,7 @@
 //! - [`hub`]: channels, subscribers, presence rosters, cached events; where a broadcast fans out.
 //! - [`rest`]: the REST API.
 //! - [`metrics`]: counters and gauges for `GET /metrics`.
+//! - [`webhooks`]: events POSTed to the apps' endpoints.
 //! - [`shutdown`]: signals and draining.
 
 pub mod apps;
@@ -24,6 +25,7 @@ pub mod node;
 pub mod rest;
 pub mod shutdown;
 pub mod upgrade;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,12 +33,18 @@ use std::time::{Duration, Instant};
 
 pub use config::{AppConfig, Config};
 use node::Node;
+use pusher_wire::webhook::{WebhookEvent, WebhookKind};
 use tokio::net::TcpListener;
 
 /// Serve `config` on `listener` until `shutdown` resolves, then close every connection with 4200 and
 /// return once they are closed.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
-    let node = Arc::new(Node::new(config));
+    let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
+    let node = Arc::new(Node::new(config, webhook_sender));
+    let delivery =
+        webhooks::delivery::Delivery::new(node.tracker.clone(), node.shutdown.clone(), node.metrics.webhooks.clone());
+    let dispatcher = webhooks::dispatcher::Dispatcher::new(&node.config.apps, node.config.webhook_delay, delivery);
+    node.tracker.spawn(dispatcher.run(webhook_jobs, node.shutdown.clone()));
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));
     shutdown.await;
@@ -57,7 +65,12 @@ async fn tick(node: Arc<Node>) {
         let now = Instant::now();
         ticks += 1;
         for app in node.apps.iter() {
-            app.hub.flush_deferred_counts(now);
+            for (channel, count) in app.hub.flush_deferred_counts(now) {
+                app.webhooks.emit(WebhookKind::SubscriptionCount, || WebhookEvent::SubscriptionCount {
+                    channel,
+                    subscription_count: count,
+                });
+            }
             if ticks.is_multiple_of(60) {
                 app.hub.sweep(now);
             }

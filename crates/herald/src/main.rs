@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use herald::config::WebhookTarget;
 use herald::{AppConfig, Config};
 
 /// A self-hosted real-time messaging server that speaks the Pusher Channels protocol.
@@ -35,6 +36,9 @@ struct ServeArgs {
     /// App secret (signs REST requests and channel authorizations).
     #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Webhook endpoint of the app given by flags (http://...); repeat for several.
+    #[arg(long = "webhook-url", env = "HERALD_WEBHOOK_URL", value_delimiter = ',')]
+    webhook_urls: Vec<String>,
     /// TOML file with more apps and settings.
     #[arg(long, env = "HERALD_CONFIG")]
     config: Option<PathBuf>,
@@ -82,7 +86,16 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         None => Config::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 6001, Vec::new()),
     };
     match (args.app_id, args.key, args.secret) {
-        (Some(id), Some(key), Some(secret)) => config.apps.push(AppConfig::new(id, key, secret)),
+        (Some(id), Some(key), Some(secret)) => {
+            let mut app = AppConfig::new(id, key, secret);
+            app.webhooks = args.webhook_urls.into_iter().map(|url| WebhookTarget { url, events: None }).collect();
+            config.apps.push(app);
+        }
+        (None, None, None) if !args.webhook_urls.is_empty() => {
+            bail!(
+                "--webhook-url applies to the app given by --app-id, --key and --secret; in a config file use [[apps.webhooks]]"
+            )
+        }
         (None, None, None) => {}
         _ => bail!("give all three of --app-id, --key and --secret (or HERALD_APP_ID, HERALD_KEY, HERALD_SECRET)"),
     }

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub rest_requests: Labeled<u16>,
     /// Channels held (set when scraped).
     pub channels: Gauge,
+    /// Webhook events delivered, given up on, and attempts retried.
+    pub webhooks: crate::webhooks::delivery::Counters,
+    /// Webhook events dropped because the dispatcher's queue was full.
+    pub webhooks_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -48,6 +52,8 @@ impl Default for Metrics {
             client_events: Counter::default(),
             rest_requests: Family::default(),
             channels: Gauge::default(),
+            webhooks: crate::webhooks::delivery::Counters::default(),
+            webhooks_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
@@ -67,6 +73,18 @@ impl Default for Metrics {
         registry.register("client_events", "Client events relayed", metrics.client_events.clone());
         registry.register("rest_requests", "REST requests answered, by HTTP status", metrics.rest_requests.clone());
         registry.register("channels", "Channels held (occupied or caching an event)", metrics.channels.clone());
+        registry.register("webhooks_delivered", "Webhook events delivered", metrics.webhooks.delivered.clone());
+        registry.register("webhooks_failed", "Webhook events given up on or dropped", metrics.webhooks.failed.clone());
+        registry.register(
+            "webhooks_retried",
+            "Webhook attempts that failed and were retried",
+            metrics.webhooks.retried.clone(),
+        );
+        registry.register(
+            "webhooks_dropped",
+            "Webhook events dropped: dispatcher queue full",
+            metrics.webhooks_dropped.clone(),
+        );
         Self { registry, ..metrics }
     }
 }

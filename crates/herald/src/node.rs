@@ -36,13 +36,14 @@ pub struct Node {
 
 impl Node {
     /// A node for this configuration.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>) -> Self {
+        let metrics = Metrics::default();
         Self {
-            apps: AppStore::new(&config.apps),
+            apps: AppStore::new(&config.apps, &webhooks, &metrics.webhooks_dropped),
             config,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            metrics: Metrics::default(),
+            metrics,
             socket_tag: rand::random::<u32>().max(1),
             next_conn: AtomicU64::new(1),
             connections: AtomicUsize::new(0),

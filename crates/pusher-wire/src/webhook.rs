@@ -71,6 +71,75 @@ pub enum WebhookEvent {
     },
 }
 
+/// The kinds of webhook event, named as in the payload (`channel_occupied`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// `channel_occupied`.
+    ChannelOccupied,
+    /// `channel_vacated`.
+    ChannelVacated,
+    /// `member_added`.
+    MemberAdded,
+    /// `member_removed`.
+    MemberRemoved,
+    /// `client_event`.
+    ClientEvent,
+    /// `cache_miss`.
+    CacheMiss,
+    /// `subscription_count`.
+    SubscriptionCount,
+}
+
+impl WebhookKind {
+    /// Every kind.
+    pub const ALL: [WebhookKind; 7] = [
+        Self::ChannelOccupied,
+        Self::ChannelVacated,
+        Self::MemberAdded,
+        Self::MemberRemoved,
+        Self::ClientEvent,
+        Self::CacheMiss,
+        Self::SubscriptionCount,
+    ];
+}
+
+impl WebhookEvent {
+    /// The event's kind.
+    pub fn kind(&self) -> WebhookKind {
+        match self {
+            Self::ChannelOccupied { .. } => WebhookKind::ChannelOccupied,
+            Self::ChannelVacated { .. } => WebhookKind::ChannelVacated,
+            Self::MemberAdded { .. } => WebhookKind::MemberAdded,
+            Self::MemberRemoved { .. } => WebhookKind::MemberRemoved,
+            Self::ClientEvent { .. } => WebhookKind::ClientEvent,
+            Self::CacheMiss { .. } => WebhookKind::CacheMiss,
+            Self::SubscriptionCount { .. } => WebhookKind::SubscriptionCount,
+        }
+    }
+
+    /// The channel it is about.
+    pub fn channel(&self) -> &str {
+        match self {
+            Self::ChannelOccupied { channel }
+            | Self::ChannelVacated { channel }
+            | Self::MemberAdded { channel, .. }
+            | Self::MemberRemoved { channel, .. }
+            | Self::ClientEvent { channel, .. }
+            | Self::CacheMiss { channel }
+            | Self::SubscriptionCount { channel, .. } => channel,
+        }
+    }
+}
+
+/// The webhook `data` of a client event: a string as itself, anything else as its JSON text.
+pub fn client_event_data(data: Option<&crate::RawJson>) -> String {
+    match data {
+        None => String::new(),
+        Some(raw) => serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned()),
+    }
+}
+
 #[derive(Serialize)]
 struct Payload<'a> {
     time_ms: u64,
@@ -96,6 +165,16 @@ pub fn verify(secret: &str, body: &[u8], signature: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_event_data_is_a_string() {
+        let raw = |s: &str| crate::RawJson::parse(s).unwrap();
+        assert_eq!(client_event_data(Some(&raw(r#""Unencrypted""#))), "Unencrypted");
+        assert_eq!(client_event_data(Some(&raw(r#"{"a": 1}"#))), r#"{"a": 1}"#);
+        assert_eq!(client_event_data(None), "");
+        let event = WebhookEvent::MemberAdded { channel: "presence-a".into(), user_id: "1".into() };
+        assert_eq!((event.kind(), event.channel()), (WebhookKind::MemberAdded, "presence-a"));
+    }
 
     #[test]
     fn payload_shape() {

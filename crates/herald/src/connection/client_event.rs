@@ -10,6 +10,7 @@ use std::time::Instant;
 use pusher_wire::frame::client::ClientEvent;
 use pusher_wire::frame::server;
 use pusher_wire::limits::MAX_CLIENT_EVENTS_PER_SECOND;
+use pusher_wire::webhook::{self, WebhookEvent, WebhookKind};
 use pusher_wire::{ChannelKind, ErrorCode};
 
 use super::outbox::Frame;
@@ -92,6 +93,13 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
     }
     let frame = server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership.as_deref());
     session.app.hub.relay(channel.as_str(), &frame.into(), session.outbox.id());
+    session.app.webhooks.emit(WebhookKind::ClientEvent, || WebhookEvent::ClientEvent {
+        channel: channel.as_str().into(),
+        event: event.event.clone(),
+        data: webhook::client_event_data(event.data.as_ref()),
+        socket_id: session.socket_id.as_str().into(),
+        user_id: membership.clone(),
+    });
     true
 }
 

@@ -52,6 +52,8 @@ pub struct Joined {
     pub occupied: bool,
     /// This was the user's first connection in the presence channel (`member_added`).
     pub member_added: bool,
+    /// The subscription count, if an update was sent to the subscribers.
+    pub count_sent: Option<usize>,
 }
 
 /// The cached event a new subscriber of a cache channel receives.
@@ -83,6 +85,8 @@ pub struct Left {
     pub vacated: bool,
     /// The user whose last connection this was, on presence channels (`member_removed`).
     pub member_removed: Option<String>,
+    /// The subscription count, if an update was sent to the subscribers.
+    pub count_sent: Option<usize>,
 }
 
 /// Counts and cache of one channel, for the REST read API.
@@ -143,11 +147,13 @@ impl Hub {
         self.channels.with_shard(name, |shard| {
             let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(kind))).clone();
             let mut state = entry.lock();
-            let joined = join(&mut state, name, kind, outbox, member, now);
-            if joined.is_ok() {
-                self.after_count_change(&mut state, name, kind, now);
-            } else if state.is_idle(now) {
-                shard.remove(name);
+            let mut joined = join(&mut state, name, kind, outbox, member, now);
+            match &mut joined {
+                Ok(joined) => joined.count_sent = self.after_count_change(&mut state, name, kind, now),
+                Err(_) if state.is_idle(now) => {
+                    shard.remove(name);
+                }
+                Err(_) => {}
             }
             joined
         })
@@ -159,14 +165,14 @@ impl Hub {
             let entry = shard.get(channel)?.clone();
             let mut state = entry.lock();
             let subscriber = state.subscribers.remove(&conn)?;
-            let mut left = Left { vacated: state.subscribers.is_empty(), member_removed: None };
+            let mut left = Left { vacated: state.subscribers.is_empty(), ..Left::default() };
             if let Some(user_id) = subscriber.user_id
                 && state.roster.leave(&user_id)
             {
                 state.broadcast(&server::member_removed(channel, &user_id).into(), None);
                 left.member_removed = Some(user_id.into());
             }
-            self.after_count_change(&mut state, channel, entry.kind(), now);
+            left.count_sent = self.after_count_change(&mut state, channel, entry.kind(), now);
             if state.is_idle(now) {
                 shard.remove(channel);
             }
@@ -242,9 +248,10 @@ impl Hub {
         users
     }
 
-    /// Send the subscription counts the throttle held back and that are now due. Called about once a
-    /// second by the node's ticker.
-    pub fn flush_deferred_counts(&self, now: Instant) {
+    /// Send the subscription counts the throttle held back and that are now due; returns the
+    /// channels and counts sent. Called about once a second by the node's ticker.
+    pub fn flush_deferred_counts(&self, now: Instant) -> Vec<(String, usize)> {
+        let mut sent = Vec::new();
         let pending: Vec<Box<str>> = {
             let mut deferred = self.deferred_counts.lock().unwrap_or_else(|p| p.into_inner());
             deferred.drain().collect()
@@ -254,10 +261,12 @@ impl Hub {
             let mut state = entry.lock();
             if state.deferred_count_due(now) {
                 state.broadcast(&count_frame(&name, &state), None);
+                sent.push((name.into_string(), state.subscribers.len()));
             } else if state.count_pending {
                 self.defer_count(&name);
             }
         }
+        sent
     }
 
     /// Drop channels that have neither subscribers nor a live cached event. Called periodically,
@@ -277,18 +286,30 @@ impl Hub {
         self.channels.len()
     }
 
-    fn after_count_change(&self, state: &mut ChannelState, name: &str, kind: ChannelKind, now: Instant) {
+    /// After a subscriber joined or left: send the new count now, or let the throttle defer it.
+    /// Returns the count if it was sent.
+    fn after_count_change(
+        &self,
+        state: &mut ChannelState,
+        name: &str,
+        kind: ChannelKind,
+        now: Instant,
+    ) -> Option<usize> {
         // Pusher sends no subscription counts on presence channels; server-to-user channels never
         // reach the hub.
         if !self.send_counts || kind.is_presence() {
-            return;
+            return None;
         }
         match state.count_changed(now) {
             CountUpdate::Send => {
                 state.broadcast(&count_frame(name, state), None);
+                Some(state.subscribers.len())
             }
-            CountUpdate::Deferred => self.defer_count(name),
-            CountUpdate::None => {}
+            CountUpdate::Deferred => {
+                self.defer_count(name);
+                None
+            }
+            CountUpdate::None => None,
         }
     }
 
@@ -326,7 +347,7 @@ fn join(
     } else {
         state.live_cache(now).map_or(CacheReplay::Miss, |cached| CacheReplay::Hit(cached.frame.clone()))
     };
-    Ok(Joined { presence_snapshot, cache, occupied, member_added })
+    Ok(Joined { presence_snapshot, cache, occupied, member_added, count_sent: None })
 }
 
 fn info(state: &ChannelState, now: Instant) -> ChannelInfo {
@@ -402,7 +423,7 @@ mod tests {
         let a = outbox(1);
         assert!(hub.subscribe(&channel("chat"), &a, None, now).unwrap().occupied);
         assert_eq!(hub.unsubscribe("chat", ConnId(9), now), None);
-        assert_eq!(hub.unsubscribe("chat", ConnId(1), now), Some(Left { vacated: true, member_removed: None }));
+        assert_eq!(hub.unsubscribe("chat", ConnId(1), now), Some(Left { vacated: true, ..Left::default() }));
         assert_eq!(hub.channel_count(), 0);
     }
 

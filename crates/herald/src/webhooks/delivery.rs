@@ -1,0 +1,279 @@
+//! Delivery: signed POSTs to webhook endpoints, retried with exponential backoff for up to five
+//! minutes after the event, over a small pool of keep-alive connections.
+//!
+//! Bounded everywhere: at most [`MAX_OUTSTANDING`] requests wait or retry at once (more are dropped
+//! and counted), at most [`MAX_CONCURRENT`] are on the wire, and each endpoint keeps at most
+//! [`MAX_IDLE_PER_ENDPOINT`] idle connections. A failing endpoint therefore cannot grow memory
+//! without bound, and cannot hold up other endpoints' webhooks beyond its share of the wire slots.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
+use pusher_wire::webhook::{self, WebhookEvent};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Requests waiting, on the wire or between retries, across every endpoint.
+pub const MAX_OUTSTANDING: usize = 10_000;
+/// Requests on the wire at once.
+pub const MAX_CONCURRENT: usize = 64;
+/// Idle keep-alive connections kept per endpoint.
+pub const MAX_IDLE_PER_ENDPOINT: usize = 8;
+/// A failing webhook is retried until this long after its event (as Pusher does).
+pub const RETRY_WINDOW: Duration = Duration::from_secs(pusher_wire::limits::WEBHOOK_RETRY_WINDOW_SECS);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A webhook URL, checked once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+    authority: String,
+    path: String,
+}
+
+impl Endpoint {
+    /// Parse `http://host[:port][/path]`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err("https endpoints are not supported yet; use http:// (behind a TLS proxy if needed)".into());
+            }
+            _ => return Err("the URL must start with http://".into()),
+        }
+        let authority = uri.authority().ok_or("the URL has no host")?;
+        Ok(Self {
+            host: authority.host().trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_owned(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        })
+    }
+}
+
+/// One webhook request: some events of one app for one endpoint.
+#[derive(Debug)]
+pub struct Request {
+    /// Where to.
+    pub endpoint: Arc<Endpoint>,
+    /// The app key (`X-Pusher-Key`).
+    pub key: Arc<str>,
+    /// The app secret that signs the body.
+    pub secret: Arc<str>,
+    /// The events.
+    pub events: Vec<WebhookEvent>,
+    /// When the first of them was ready; retries stop [`RETRY_WINDOW`] after it.
+    pub created: Instant,
+}
+
+/// The delivery service: cheap to clone, shared by the dispatcher.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    idle: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    outstanding: Arc<Semaphore>,
+    wire: Semaphore,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    counters: Counters,
+}
+
+/// What delivery counts, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Events delivered (2xx).
+    pub delivered: Counter,
+    /// Events given up on after retrying, or dropped because too many were outstanding.
+    pub failed: Counter,
+    /// Attempts that failed and were retried.
+    pub retried: Counter,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    #[error("answered {0}")]
+    Status(u16),
+}
+
+impl Delivery {
+    /// A delivery service whose tasks run on `tracker` and stop retrying on `shutdown`.
+    pub fn new(tracker: TaskTracker, shutdown: CancellationToken, counters: Counters) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                idle: Mutex::default(),
+                outstanding: Arc::new(Semaphore::new(MAX_OUTSTANDING)),
+                wire: Semaphore::new(MAX_CONCURRENT),
+                tracker,
+                shutdown,
+                counters,
+            }),
+        }
+    }
+
+    /// Deliver in the background; never waits.
+    pub fn send(&self, request: Request) {
+        let Ok(slot) = self.inner.outstanding.clone().try_acquire_owned() else {
+            self.inner.counters.failed.inc_by(request.events.len() as u64);
+            tracing::warn!(endpoint = request.endpoint.authority, "too many webhooks outstanding: dropped");
+            return;
+        };
+        let this = self.clone();
+        self.inner.tracker.spawn(async move {
+            this.deliver(request).await;
+            drop(slot);
+        });
+    }
+
+    async fn deliver(&self, request: Request) {
+        let counters = &self.inner.counters;
+        let events = request.events.len() as u64;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let error = match self.attempt(&request).await {
+                Ok(()) => {
+                    counters.delivered.inc_by(events);
+                    return;
+                }
+                Err(error) => error,
+            };
+            let give_up = request.created.elapsed() + backoff > RETRY_WINDOW || self.inner.shutdown.is_cancelled();
+            tracing::debug!(endpoint = request.endpoint.authority, %error, give_up, "webhook attempt failed");
+            if give_up {
+                counters.failed.inc_by(events);
+                tracing::warn!(endpoint = request.endpoint.authority, %error, "webhook given up");
+                return;
+            }
+            counters.retried.inc();
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                // Shutting down: one last attempt now, then give up.
+                () = self.inner.shutdown.cancelled() => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<(), AttemptError> {
+        // The semaphore is never closed, so acquiring only fails after shutdown of the process.
+        let _wire = self.inner.wire.acquire().await.map_err(|_| AttemptError::Timeout)?;
+        // Stamped and signed at each attempt: receivers reject a `time_ms` far from their clock.
+        let body = webhook::encode(unix_ms(), &request.events);
+        let signature = webhook::sign(&request.secret, body.as_bytes());
+        let endpoint = &request.endpoint;
+        let mut http = hyper::Request::post(endpoint.path.as_str())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| AttemptError::Timeout)?;
+        let headers = http.headers_mut();
+        for (name, value) in [
+            (HOST.as_str(), endpoint.authority.as_str()),
+            (CONTENT_TYPE.as_str(), webhook::CONTENT_TYPE),
+            (webhook::KEY_HEADER, &request.key),
+            (webhook::SIGNATURE_HEADER, signature.as_str()),
+        ] {
+            if let (Ok(name), Ok(value)) = (hyper::header::HeaderName::try_from(name), HeaderValue::from_str(value)) {
+                headers.insert(name, value);
+            }
+        }
+        let mut sender = self.connection(endpoint).await?;
+        let response = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(http))
+            .await
+            .map_err(|_| AttemptError::Timeout)??;
+        let status = response.status().as_u16();
+        // Read (a bounded part of) the body so the connection can be reused.
+        let _ = tokio::time::timeout(RESPONSE_TIMEOUT, Limited::new(response.into_body(), 64 * 1024).collect()).await;
+        self.give_back(endpoint, sender);
+        if (200..300).contains(&status) { Ok(()) } else { Err(AttemptError::Status(status)) }
+    }
+
+    /// An idle connection to `endpoint`, or a new one.
+    async fn connection(&self, endpoint: &Endpoint) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
+        loop {
+            let idle = self.idle().get_mut(&endpoint.authority).and_then(Vec::pop);
+            match idle {
+                Some(mut sender) if !sender.is_closed() => {
+                    if sender.ready().await.is_ok() {
+                        return Ok(sender);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let connect = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| AttemptError::Timeout)?
+            .map_err(AttemptError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        self.inner.tracker.spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    fn give_back(&self, endpoint: &Endpoint, sender: SendRequest<Full<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        let pool = idle.entry(endpoint.authority.clone()).or_default();
+        if pool.len() < MAX_IDLE_PER_ENDPOINT {
+            pool.push(sender);
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<SendRequest<Full<Bytes>>>>> {
+        // Only pushes and pops happen under this lock; a poisoned pool is still a valid pool.
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let endpoint = Endpoint::parse("http://hooks.example:8080/pusher/webhooks?x=1").unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port), ("hooks.example", 8080));
+        assert_eq!(
+            (endpoint.authority.as_str(), endpoint.path.as_str()),
+            ("hooks.example:8080", "/pusher/webhooks?x=1")
+        );
+        let default = Endpoint::parse("http://127.0.0.1").unwrap();
+        assert_eq!((default.port, default.path.as_str()), (80, "/"));
+        assert!(Endpoint::parse("https://secure.example/h").unwrap_err().contains("https"));
+        assert!(Endpoint::parse("ftp://x/y").is_err());
+        assert!(Endpoint::parse("not a url").is_err());
+        assert!(Endpoint::parse("/relative").is_err());
+    }
+}

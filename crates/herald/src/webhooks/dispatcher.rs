@@ -1,0 +1,287 @@
+//! The dispatcher: one task that decides when each webhook event is sent.
+//!
+//! [`DelayTable`] holds `channel_vacated` and `member_removed` for the configured delay (3 s, as
+//! Pusher): if the channel is occupied again, or the user re-added, before the delay ends, neither
+//! the removal nor the re-add is sent, so a page reload does not look like a user leaving and
+//! coming back. `cache_miss` is sent once per channel per [`CACHE_MISS_WINDOW`] however many clients
+//! hit the empty cache. With `batch_webhooks`, the events ready within one tick go out together.
+//! Time is passed in, so the table is tested without sleeping.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pusher_wire::webhook::WebhookEvent;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Job;
+use super::delivery::{Delivery, Endpoint, Request};
+use crate::config::AppConfig;
+
+/// `cache_miss` is sent at most once per channel within this window.
+pub const CACHE_MISS_WINDOW: Duration = Duration::from_secs(10);
+/// How often delayed events and batches are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// Most events in one batched request.
+const MAX_BATCH: usize = 100;
+
+/// What a held removal is about: (app, channel, user for `member_removed`).
+type HeldKey = (Arc<str>, String, Option<String>);
+
+/// Removals held back, and the cache misses recently sent.
+#[derive(Debug, Default)]
+pub struct DelayTable {
+    delay: Duration,
+    /// The held events and when each is due.
+    pending: HashMap<HeldKey, (WebhookEvent, Instant)>,
+    misses: HashMap<(Arc<str>, String), Instant>,
+}
+
+impl DelayTable {
+    /// A table holding removals for `delay`.
+    pub fn new(delay: Duration) -> Self {
+        Self { delay, ..Self::default() }
+    }
+
+    /// Take in an event that happened at `at`; returns it if it is to be sent now.
+    pub fn accept(&mut self, app: &Arc<str>, event: WebhookEvent, at: Instant) -> Option<WebhookEvent> {
+        let channel = event.channel().to_owned();
+        match &event {
+            WebhookEvent::ChannelVacated { .. } => {
+                self.pending.insert((app.clone(), channel, None), (event, at + self.delay));
+                None
+            }
+            WebhookEvent::MemberRemoved { user_id, .. } => {
+                let user = Some(user_id.clone());
+                self.pending.insert((app.clone(), channel, user), (event, at + self.delay));
+                None
+            }
+            // Back within the delay: drop the held removal and this re-add.
+            WebhookEvent::ChannelOccupied { .. } => {
+                self.pending.remove(&(app.clone(), channel, None)).is_none().then_some(event)
+            }
+            WebhookEvent::MemberAdded { user_id, .. } => {
+                let key = (app.clone(), channel, Some(user_id.clone()));
+                self.pending.remove(&key).is_none().then_some(event)
+            }
+            WebhookEvent::CacheMiss { .. } => {
+                let key = (app.clone(), channel);
+                match self.misses.get(&key) {
+                    Some(sent) if at < *sent + CACHE_MISS_WINDOW => None,
+                    _ => {
+                        self.misses.insert(key, at);
+                        Some(event)
+                    }
+                }
+            }
+            WebhookEvent::ClientEvent { .. } | WebhookEvent::SubscriptionCount { .. } => Some(event),
+        }
+    }
+
+    /// The held events due at `now` (all of them when `now` is `None`), oldest first.
+    pub fn due(&mut self, now: Option<Instant>) -> Vec<(Arc<str>, WebhookEvent)> {
+        let is_due = |due: &Instant| now.is_none_or(|now| *due <= now);
+        let keys: Vec<_> = self.pending.iter().filter(|(_, (_, due))| is_due(due)).map(|(k, _)| k.clone()).collect();
+        let mut due: Vec<(Instant, Arc<str>, WebhookEvent)> = keys
+            .into_iter()
+            .filter_map(|key| self.pending.remove(&key).map(|(event, at)| (at, key.0, event)))
+            .collect();
+        due.sort_by_key(|(at, ..)| *at);
+        if let Some(now) = now {
+            self.misses.retain(|_, sent| now < *sent + CACHE_MISS_WINDOW);
+        }
+        due.into_iter().map(|(_, app, event)| (app, event)).collect()
+    }
+}
+
+/// What the dispatcher needs to know about one app.
+#[derive(Debug)]
+struct AppHooks {
+    key: Arc<str>,
+    secret: Arc<str>,
+    targets: Vec<(Arc<Endpoint>, crate::config::WebhookTarget)>,
+    batch: bool,
+    /// Events waiting for the next batch.
+    buffered: Vec<WebhookEvent>,
+}
+
+/// The dispatcher task's state.
+#[derive(Debug)]
+pub struct Dispatcher {
+    apps: HashMap<Arc<str>, AppHooks>,
+    table: DelayTable,
+    delivery: Delivery,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `apps`, holding removals for `delay`, delivering through `delivery`.
+    pub fn new(apps: &[AppConfig], delay: Duration, delivery: Delivery) -> Self {
+        let apps = apps
+            .iter()
+            .filter(|app| !app.webhooks.is_empty())
+            .map(|app| {
+                let targets = app
+                    .webhooks
+                    .iter()
+                    .filter_map(|target| Some((Arc::new(Endpoint::parse(&target.url).ok()?), target.clone())))
+                    .collect();
+                let hooks = AppHooks {
+                    key: app.key.as_str().into(),
+                    secret: app.secret.as_str().into(),
+                    targets,
+                    batch: app.batch_webhooks,
+                    buffered: Vec::new(),
+                };
+                (Arc::<str>::from(app.id.as_str()), hooks)
+            })
+            .collect();
+        Self { apps, table: DelayTable::new(delay), delivery }
+    }
+
+    /// Run until `shutdown`; then send what is held and stop taking events.
+    pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                job = jobs.recv() => match job {
+                    Some(job) => {
+                        if let Some(event) = self.table.accept(&job.app_id, job.event, job.at) {
+                            self.ready(&job.app_id, event);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    for (app, event) in self.table.due(Some(Instant::now())) {
+                        self.ready(&app, event);
+                    }
+                    self.flush_batches();
+                }
+            }
+        }
+        while let Ok(job) = jobs.try_recv() {
+            if let Some(event) = self.table.accept(&job.app_id, job.event, job.at) {
+                self.ready(&job.app_id, event);
+            }
+        }
+        for (app, event) in self.table.due(None) {
+            self.ready(&app, event);
+        }
+        self.flush_batches();
+    }
+
+    /// An event is to be sent: now, or with the app's next batch.
+    fn ready(&mut self, app_id: &Arc<str>, event: WebhookEvent) {
+        let Some(app) = self.apps.get_mut(app_id) else { return };
+        if app.batch {
+            app.buffered.push(event);
+            if app.buffered.len() >= MAX_BATCH {
+                let events = std::mem::take(&mut app.buffered);
+                send(&self.delivery, app, events);
+            }
+        } else {
+            send(&self.delivery, app, vec![event]);
+        }
+    }
+
+    fn flush_batches(&mut self) {
+        for app in self.apps.values_mut().filter(|app| !app.buffered.is_empty()) {
+            let events = std::mem::take(&mut app.buffered);
+            send(&self.delivery, app, events);
+        }
+    }
+}
+
+/// Hand `events` to every endpoint of `app` that wants them.
+fn send(delivery: &Delivery, app: &AppHooks, events: Vec<WebhookEvent>) {
+    for (endpoint, target) in &app.targets {
+        let wanted: Vec<WebhookEvent> = events.iter().filter(|e| target.wants(e.kind())).cloned().collect();
+        if !wanted.is_empty() {
+            delivery.send(Request {
+                endpoint: endpoint.clone(),
+                key: app.key.clone(),
+                secret: app.secret.clone(),
+                events: wanted,
+                created: Instant::now(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pusher_wire::webhook::WebhookKind;
+
+    use super::*;
+
+    const DELAY: Duration = Duration::from_secs(3);
+
+    fn vacated(channel: &str) -> WebhookEvent {
+        WebhookEvent::ChannelVacated { channel: channel.into() }
+    }
+
+    fn occupied(channel: &str) -> WebhookEvent {
+        WebhookEvent::ChannelOccupied { channel: channel.into() }
+    }
+
+    fn kinds(due: Vec<(Arc<str>, WebhookEvent)>) -> Vec<WebhookKind> {
+        due.into_iter().map(|(_, e)| e.kind()).collect()
+    }
+
+    #[test]
+    fn removals_wait_for_the_delay() {
+        let app: Arc<str> = "1".into();
+        let start = Instant::now();
+        let mut table = DelayTable::new(DELAY);
+        assert_eq!(table.accept(&app, occupied("c"), start), Some(occupied("c")));
+        assert_eq!(table.accept(&app, vacated("c"), start), None);
+        assert!(table.due(Some(start + DELAY - Duration::from_millis(1))).is_empty());
+        assert_eq!(kinds(table.due(Some(start + DELAY))), [WebhookKind::ChannelVacated]);
+        assert!(table.due(None).is_empty());
+    }
+
+    #[test]
+    fn coming_back_within_the_delay_sends_neither() {
+        let app: Arc<str> = "1".into();
+        let start = Instant::now();
+        let mut table = DelayTable::new(DELAY);
+        table.accept(&app, vacated("c"), start);
+        assert_eq!(table.accept(&app, occupied("c"), start + Duration::from_secs(1)), None);
+        let removed = WebhookEvent::MemberRemoved { channel: "presence-c".into(), user_id: "7".into() };
+        let added = WebhookEvent::MemberAdded { channel: "presence-c".into(), user_id: "7".into() };
+        let other = WebhookEvent::MemberAdded { channel: "presence-c".into(), user_id: "8".into() };
+        table.accept(&app, removed, start);
+        assert_eq!(table.accept(&app, other.clone(), start), Some(other), "another user is not a return");
+        assert_eq!(table.accept(&app, added, start + Duration::from_secs(2)), None);
+        assert!(table.due(None).is_empty());
+        // Another app's channel of the same name is not the same channel.
+        table.accept(&app, vacated("c"), start);
+        assert!(table.accept(&"2".into(), occupied("c"), start).is_some());
+    }
+
+    #[test]
+    fn cache_misses_are_deduplicated() {
+        let app: Arc<str> = "1".into();
+        let start = Instant::now();
+        let mut table = DelayTable::new(DELAY);
+        let miss = || WebhookEvent::CacheMiss { channel: "cache-c".into() };
+        assert!(table.accept(&app, miss(), start).is_some());
+        assert!(table.accept(&app, miss(), start + Duration::from_secs(1)).is_none());
+        table.due(Some(start + CACHE_MISS_WINDOW));
+        assert!(table.accept(&app, miss(), start + CACHE_MISS_WINDOW).is_some());
+    }
+
+    #[test]
+    fn held_events_come_out_oldest_first() {
+        let app: Arc<str> = "1".into();
+        let start = Instant::now();
+        let mut table = DelayTable::new(DELAY);
+        table.accept(&app, vacated("b"), start + Duration::from_secs(1));
+        table.accept(&app, vacated("a"), start);
+        let channels: Vec<String> = table.due(None).into_iter().map(|(_, e)| e.channel().to_owned()).collect();
+        assert_eq!(channels, ["a", "b"]);
+    }
+}

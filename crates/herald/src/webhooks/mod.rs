@@ -1,0 +1,106 @@
+//! Webhooks: the events an app asks to hear about (`channel_occupied`, `member_added`,
+//! `client_event`, ...), POSTed to its endpoints and signed with its secret.
+//!
+//! Side work never blocks the hot path: connections and the REST API emit through [`Webhooks`],
+//! which checks a bit mask and `try_send`s into a bounded queue; one [`dispatcher::Dispatcher`] task
+//! owns the 3-second delay of removals, batching, and hands requests to [`delivery`], which retries
+//! with backoff for up to five minutes.
+
+pub mod delivery;
+pub mod dispatcher;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::metrics::counter::Counter;
+use pusher_wire::webhook::{WebhookEvent, WebhookKind};
+use tokio::sync::mpsc;
+
+use crate::config::AppConfig;
+
+/// How many events may wait for the dispatcher before new ones are dropped (and counted).
+pub const QUEUE: usize = 64 * 1024;
+
+/// One event on its way to the dispatcher.
+#[derive(Debug)]
+pub struct Job {
+    /// The app it belongs to.
+    pub app_id: Arc<str>,
+    /// The event.
+    pub event: WebhookEvent,
+    /// When it happened.
+    pub at: Instant,
+}
+
+/// An app's way to emit webhook events. Cheap when the app has no endpoint for an event kind: the
+/// event is not even built.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    app_id: Arc<str>,
+    /// Bit `kind as u8` is set when some endpoint wants that kind.
+    wanted: u8,
+    sender: Option<mpsc::Sender<Job>>,
+    dropped: Counter,
+}
+
+impl Webhooks {
+    /// The handle of an app, sending into the dispatcher's queue.
+    pub fn new(app: &AppConfig, sender: mpsc::Sender<Job>, dropped: Counter) -> Self {
+        let wanted = WebhookKind::ALL
+            .iter()
+            .filter(|kind| app.webhooks.iter().any(|target| target.wants(**kind)))
+            .fold(0u8, |mask, kind| mask | bit(*kind));
+        let sender = (wanted != 0).then_some(sender);
+        Self { app_id: app.id.as_str().into(), wanted, sender, dropped }
+    }
+
+    /// Whether any endpoint wants events of `kind`.
+    pub fn wants(&self, kind: WebhookKind) -> bool {
+        self.wanted & bit(kind) != 0
+    }
+
+    /// Emit an event of `kind`, built by `event` only if some endpoint wants it. Never waits: when
+    /// the queue is full the event is dropped and counted.
+    pub fn emit(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
+        let Some(sender) = self.sender.as_ref().filter(|_| self.wants(kind)) else { return };
+        let job = Job { app_id: self.app_id.clone(), event: event(), at: Instant::now() };
+        if sender.try_send(job).is_err() {
+            self.dropped.inc();
+            tracing::warn!(app = %self.app_id, "webhook queue full: event dropped");
+        }
+    }
+}
+
+fn bit(kind: WebhookKind) -> u8 {
+    1 << WebhookKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WebhookTarget;
+
+    #[test]
+    fn only_wanted_kinds_are_built_and_sent() {
+        let mut app = AppConfig::new("1", "k", "s");
+        app.webhooks.push(WebhookTarget {
+            url: "http://127.0.0.1:1/h".into(),
+            events: Some(vec![WebhookKind::ChannelOccupied]),
+        });
+        let (sender, mut receiver) = mpsc::channel(4);
+        let hooks = Webhooks::new(&app, sender, Counter::default());
+        assert!(hooks.wants(WebhookKind::ChannelOccupied) && !hooks.wants(WebhookKind::ClientEvent));
+        hooks.emit(WebhookKind::ClientEvent, || unreachable!("not wanted, not built"));
+        hooks.emit(WebhookKind::ChannelOccupied, || WebhookEvent::ChannelOccupied { channel: "c".into() });
+        assert_eq!(receiver.try_recv().map(|job| job.event.kind()).ok(), Some(WebhookKind::ChannelOccupied));
+        assert!(receiver.try_recv().is_err());
+    }
+
+    #[test]
+    fn apps_without_endpoints_send_nothing() {
+        let (sender, mut receiver) = mpsc::channel(4);
+        let hooks = Webhooks::new(&AppConfig::new("1", "k", "s"), sender, Counter::default());
+        hooks.emit(WebhookKind::ChannelOccupied, || unreachable!());
+        assert!(receiver.try_recv().is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! Webhooks end to end: a real HTTP receiver on 127.0.0.1 gets signed `application/json` POSTs for
+//! occupancy, presence, client events and cache misses; removals wait for the delay and vanish when
+//! the client comes back; failed deliveries are retried.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use herald::config::WebhookTarget;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use pusher_wire::webhook::WebhookKind;
+use serde_json::{Value, json};
+use support::{KEY, SECRET, TestServer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// What the receiver saw of one request.
+#[derive(Debug)]
+struct Hook {
+    content_type: String,
+    key: String,
+    signature: String,
+    body: String,
+}
+
+impl Hook {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("webhook body is JSON")
+    }
+
+    /// The events, as (name, channel) pairs.
+    fn names(&self) -> Vec<(String, String)> {
+        self.json()["events"]
+            .as_array()
+            .expect("events is an array")
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap().to_owned(), e["channel"].as_str().unwrap().to_owned()))
+            .collect()
+    }
+}
+
+/// A webhook endpoint on a free port; answers 500 to the first `failures` requests.
+struct Receiver {
+    url: String,
+    hooks: mpsc::UnboundedReceiver<Hook>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/pusher/webhooks", listener.local_addr().unwrap());
+        let (sender, hooks) = mpsc::unbounded_channel();
+        let failures = Arc::new(AtomicUsize::new(failures));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (sender, failures) = (sender.clone(), failures.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let (sender, failures) = (sender.clone(), failures.clone());
+                        async move {
+                            let header = |name: &str| {
+                                request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+                            };
+                            let (content_type, key, signature) =
+                                (header("content-type"), header("x-pusher-key"), header("x-pusher-signature"));
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let body = String::from_utf8(body.to_vec()).unwrap();
+                            let fail =
+                                failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                            if !fail {
+                                let _ = sender.send(Hook { content_type, key, signature, body });
+                            }
+                            let mut response = Response::new(Full::new(Bytes::new()));
+                            *response.status_mut() =
+                                if fail { 500.try_into().unwrap() } else { 200.try_into().unwrap() };
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, hooks }
+    }
+
+    async fn next(&mut self) -> Hook {
+        tokio::time::timeout(Duration::from_secs(10), self.hooks.recv())
+            .await
+            .expect("timed out waiting for a webhook")
+            .expect("receiver stopped")
+    }
+
+    async fn expect_none(&mut self, wait: Duration) {
+        if let Ok(Some(hook)) = tokio::time::timeout(wait, self.hooks.recv()).await {
+            panic!("unexpected webhook: {}", hook.body);
+        }
+    }
+}
+
+/// A server whose app posts webhooks to `receiver`, removals delayed by 300 ms.
+async fn server(
+    receiver: &Receiver,
+    events: Option<Vec<WebhookKind>>,
+    tweak: impl FnOnce(&mut herald::Config),
+) -> TestServer {
+    let mut config = support::config();
+    config.webhook_delay = Duration::from_millis(300);
+    config.apps[0].webhooks.push(WebhookTarget { url: receiver.url.clone(), events });
+    tweak(&mut config);
+    TestServer::start_with(config).await
+}
+
+fn pair(name: &str, channel: &str) -> (String, String) {
+    (name.to_owned(), channel.to_owned())
+}
+
+#[tokio::test]
+async fn requests_are_signed_json_with_the_app_key() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, None, |_| {}).await;
+    let mut client = server.connect().await;
+    client.subscribe("news").await;
+    let hook = receiver.next().await;
+    assert_eq!(hook.content_type, "application/json");
+    assert_eq!(hook.key, KEY);
+    assert!(
+        pusher_wire::webhook::verify(SECRET, hook.body.as_bytes(), &hook.signature),
+        "bad signature: {}",
+        hook.signature
+    );
+    let body = hook.json();
+    assert_eq!(body["events"], json!([{"name": "channel_occupied", "channel": "news"}]));
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let time_ms = body["time_ms"].as_i64().expect("time_ms is a number");
+    assert!((now_ms - time_ms).abs() < 10_000, "time_ms {time_ms} is not now ({now_ms})");
+}
+
+#[tokio::test]
+async fn vacated_is_sent_after_the_delay_and_not_at_all_when_the_client_returns() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, None, |_| {}).await;
+    let mut first = server.connect().await;
+    first.subscribe("room").await;
+    assert_eq!(receiver.next().await.names(), [pair("channel_occupied", "room")]);
+    first.close().await;
+    // A page reload: back within the delay, so neither channel_vacated nor channel_occupied.
+    let mut second = server.connect().await;
+    second.subscribe("room").await;
+    receiver.expect_none(Duration::from_millis(700)).await;
+    second.close().await;
+    assert_eq!(receiver.next().await.names(), [pair("channel_vacated", "room")]);
+}
+
+#[tokio::test]
+async fn presence_members_are_reported_once_per_user() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, Some(vec![WebhookKind::MemberAdded, WebhookKind::MemberRemoved]), |_| {}).await;
+    let mut tab1 = server.connect().await;
+    let mut tab2 = server.connect().await;
+    let data = r#"{"user_id":"7","user_info":{"name":"Ann"}}"#;
+    tab1.subscribe_signed("presence-room", Some(data)).await;
+    tab2.subscribe_signed("presence-room", Some(data)).await;
+    let added = receiver.next().await.json();
+    assert_eq!(added["events"], json!([{"name": "member_added", "channel": "presence-room", "user_id": "7"}]));
+    receiver.expect_none(Duration::from_millis(300)).await;
+    tab1.close().await;
+    receiver.expect_none(Duration::from_millis(600)).await;
+    tab2.close().await;
+    let removed = receiver.next().await.json();
+    assert_eq!(removed["events"], json!([{"name": "member_removed", "channel": "presence-room", "user_id": "7"}]));
+}
+
+#[tokio::test]
+async fn client_events_carry_data_as_a_string_the_socket_id_and_the_user_id() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, Some(vec![WebhookKind::ClientEvent]), |_| {}).await;
+    let mut sender = server.connect().await;
+    let mut other = server.connect().await;
+    let data = r#"{"user_id":"7"}"#;
+    sender.subscribe_signed("presence-chat", Some(data)).await;
+    other.subscribe_signed("presence-chat", Some(r#"{"user_id":"8"}"#)).await;
+    sender.send(json!({"event": "client-typing", "channel": "presence-chat", "data": {"typing": true}})).await;
+    sender.send(json!({"event": "client-note", "channel": "presence-chat", "data": "plain text"})).await;
+    let typing = receiver.next().await.json();
+    assert_eq!(
+        typing["events"],
+        json!([{"name": "client_event", "channel": "presence-chat", "event": "client-typing",
+                "data": "{\"typing\":true}", "socket_id": sender.socket_id, "user_id": "7"}])
+    );
+    let note = receiver.next().await.json();
+    assert_eq!(note["events"][0]["data"], "plain text");
+}
+
+#[tokio::test]
+async fn cache_misses_are_deduplicated() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, Some(vec![WebhookKind::CacheMiss]), |_| {}).await;
+    for _ in 0..3 {
+        let mut client = server.connect().await;
+        client.subscribe("cache-empty").await;
+        client.expect("pusher:cache_miss").await;
+    }
+    assert_eq!(receiver.next().await.names(), [pair("cache_miss", "cache-empty")]);
+    receiver.expect_none(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn subscription_counts_are_reported_when_enabled() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, Some(vec![WebhookKind::SubscriptionCount]), |config| {
+        config.apps[0].subscription_count = true;
+    })
+    .await;
+    let mut a = server.connect().await;
+    a.subscribe("counted").await;
+    let mut b = server.connect().await;
+    b.subscribe("counted").await;
+    let counts: Vec<Value> = [receiver.next().await, receiver.next().await]
+        .iter()
+        .map(|h| h.json()["events"][0]["subscription_count"].clone())
+        .collect();
+    assert_eq!(counts, [json!(1), json!(2)]);
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_gets_the_event_again() {
+    let mut receiver = Receiver::start(2).await;
+    let server = server(&receiver, Some(vec![WebhookKind::ChannelOccupied]), |_| {}).await;
+    let mut client = server.connect().await;
+    client.subscribe("retried").await;
+    // Two 500s, then delivered after backoffs of 1 s and 2 s.
+    assert_eq!(receiver.next().await.names(), [pair("channel_occupied", "retried")]);
+    receiver.expect_none(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn batching_puts_ready_events_in_one_request() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, Some(vec![WebhookKind::ChannelOccupied]), |config| {
+        config.apps[0].batch_webhooks = true;
+    })
+    .await;
+    let mut client = server.connect().await;
+    for channel in ["a", "b", "c"] {
+        client.subscribe(channel).await;
+    }
+    let mut names = receiver.next().await.names();
+    while names.len() < 3 {
+        names.extend(receiver.next().await.names());
+    }
+    assert_eq!(names, [pair("channel_occupied", "a"), pair("channel_occupied", "b"), pair("channel_occupied", "c")]);
+}
