@@ -2,6 +2,9 @@
 //! occupancy, presence, client events and cache misses; removals wait for the delay and vanish when
 //! the client comes back; failed deliveries are retried.
 
+// The receiver's helpers run outside #[test] functions; a failed unwrap there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::convert::Infallible;
