@@ -5,7 +5,7 @@
 //! apps) so the server fails loudly at start instead.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pusher_wire::limits::{ACTIVITY_TIMEOUT_SECS, PONG_TIMEOUT_SECS, WEBHOOK_REMOVAL_DELAY_SECS};
@@ -39,6 +39,8 @@ pub struct Config {
     /// How long `channel_vacated` and `member_removed` webhooks wait, so that a client that comes
     /// straight back causes neither them nor the matching re-add.
     pub webhook_delay: Duration,
+    /// PEM file of extra CA certificates trusted for https webhook endpoints.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// How far a connection may fall behind before it is closed as a slow consumer.
@@ -149,6 +151,7 @@ impl Config {
             outbox: OutboxLimits::default(),
             shutdown_spread: Duration::from_secs(2),
             webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
+            webhook_ca_file: None,
         }
     }
 
@@ -176,6 +179,7 @@ impl Config {
             outbox: defaults.outbox,
             shutdown_spread: defaults.shutdown_spread,
             webhook_delay: defaults.webhook_delay,
+            webhook_ca_file: file.webhook_ca_file,
         })
     }
 
@@ -187,6 +191,10 @@ impl Config {
         if self.activity_timeout.as_secs() == 0 {
             // pusher-js refuses a handshake whose activity_timeout is 0.
             return Err(ConfigError::Invalid("activity timeout must be at least one second".into()));
+        }
+        if let Some(path) = &self.webhook_ca_file {
+            crate::webhooks::delivery::tls_config(Some(path))
+                .map_err(|why| ConfigError::Invalid(format!("webhook_ca_file: {why}")))?;
         }
         for (i, app) in self.apps.iter().enumerate() {
             check_credential("app id", &app.id)?;
@@ -227,6 +235,7 @@ struct ConfigFile {
     activity_timeout_secs: Option<u64>,
     pong_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    webhook_ca_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }

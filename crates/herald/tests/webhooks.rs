@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 use support::{KEY, SECRET, TestServer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// What the receiver saw of one request.
 #[derive(Debug)]
@@ -57,14 +60,23 @@ struct Receiver {
 
 impl Receiver {
     async fn start(failures: usize) -> Self {
+        Self::start_with(failures, None).await
+    }
+
+    /// With `tls`, the receiver speaks https as `localhost`.
+    async fn start_with(failures: usize, tls: Option<TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/pusher/webhooks", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/pusher/webhooks"),
+            None => format!("http://127.0.0.1:{port}/pusher/webhooks"),
+        };
         let (sender, hooks) = mpsc::unbounded_channel();
         let failures = Arc::new(AtomicUsize::new(failures));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (sender, failures) = (sender.clone(), failures.clone());
+                let (sender, failures, tls) = (sender.clone(), failures.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                         let (sender, failures) = (sender.clone(), failures.clone());
@@ -87,9 +99,17 @@ impl Receiver {
                             Ok::<_, Infallible>(response)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -262,4 +282,59 @@ async fn batching_puts_ready_events_in_one_request() {
         names.extend(receiver.next().await.names());
     }
     assert_eq!(names, [pair("channel_occupied", "a"), pair("channel_occupied", "b"), pair("channel_occupied", "c")]);
+}
+
+/// A CA and a `localhost` certificate it signed; returns the CA's PEM and an acceptor serving the
+/// certificate.
+fn private_ca() -> (String, TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let certificate = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    (ca_pem, TlsAcceptor::from(Arc::new(config)))
+}
+
+#[tokio::test]
+async fn https_endpoints_are_verified_against_the_configured_ca() {
+    let (ca_pem, acceptor) = private_ca();
+    let ca_file = std::env::temp_dir().join(format!("herald-webhook-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_pem).unwrap();
+
+    let mut trusted = Receiver::start_with(0, Some(acceptor.clone())).await;
+    let trusting = server(&trusted, Some(vec![WebhookKind::ChannelOccupied]), |config| {
+        config.webhook_ca_file = Some(ca_file.clone());
+    })
+    .await;
+    let mut client = trusting.connect().await;
+    client.subscribe("secure").await;
+    let hook = trusted.next().await;
+    assert_eq!(hook.names(), [pair("channel_occupied", "secure")]);
+    assert!(pusher_wire::webhook::verify(SECRET, hook.body.as_bytes(), &hook.signature));
+
+    // Without the CA the endpoint's certificate is refused: nothing arrives, attempts are retried.
+    let mut untrusted = Receiver::start_with(0, Some(acceptor)).await;
+    let refusing = server(&untrusted, Some(vec![WebhookKind::ChannelOccupied]), |_| {}).await;
+    let mut client = refusing.connect().await;
+    client.subscribe("refused").await;
+    untrusted.expect_none(Duration::from_millis(1500)).await;
+    let metrics = refusing.rest().send("GET", "/metrics", String::new()).await.text;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("herald_webhooks_retried_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_file(&ca_file);
 }

@@ -1,4 +1,5 @@
-//! Delivery: signed POSTs to webhook endpoints, retried with exponential backoff for up to five
+//! Delivery: signed POSTs to webhook endpoints (http, or https verified against the public roots and
+//! an optional private CA), retried with exponential backoff for up to five
 //! minutes after the event, over a small pool of keep-alive connections.
 //!
 //! Bounded everywhere: at most [`MAX_OUTSTANDING`] requests wait or retry at once (more are dropped
@@ -7,6 +8,7 @@
 //! without bound, and cannot hold up other endpoints' webhooks beyond its share of the wire slots.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +21,10 @@ use prometheus_client::metrics::counter::Counter;
 use pusher_wire::webhook::{self, WebhookEvent};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,6 +43,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A webhook URL, checked once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    tls: bool,
     host: String,
     port: u16,
     authority: String,
@@ -44,24 +51,50 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parse `http://host[:port][/path]`.
+    /// Parse `http://host[:port][/path]` or `https://…`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("https endpoints are not supported yet; use http:// (behind a TLS proxy if needed)".into());
-            }
-            _ => return Err("the URL must start with http://".into()),
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("the URL must start with http:// or https://".into()),
+        };
         let authority = uri.authority().ok_or("the URL has no host")?;
         Ok(Self {
+            tls,
             host: authority.host().trim_start_matches('[').trim_end_matches(']').to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_owned(),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
         })
     }
+}
+
+/// The TLS settings of https endpoints: the public web's root certificates, plus the certificates
+/// in `extra_roots` (a PEM file) for endpoints behind a private CA.
+pub fn tls_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_roots {
+        let certificates =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut added = 0;
+        for certificate in certificates {
+            let certificate = certificate.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add(certificate).map_err(|e| format!("{}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// One webhook request: some events of one app for one endpoint.
@@ -87,6 +120,7 @@ pub struct Delivery {
 
 #[derive(Debug)]
 struct Inner {
+    tls: Arc<ClientConfig>,
     idle: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
     outstanding: Arc<Semaphore>,
     wire: Semaphore,
@@ -111,6 +145,8 @@ pub struct Counters {
 enum AttemptError {
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
     #[error("timed out")]
     Timeout,
     #[error("{0}")]
@@ -120,10 +156,12 @@ enum AttemptError {
 }
 
 impl Delivery {
-    /// A delivery service whose tasks run on `tracker` and stop retrying on `shutdown`.
-    pub fn new(tracker: TaskTracker, shutdown: CancellationToken, counters: Counters) -> Self {
+    /// A delivery service whose tasks run on `tracker` and stop retrying on `shutdown`; https
+    /// endpoints are verified with `tls`.
+    pub fn new(tracker: TaskTracker, shutdown: CancellationToken, counters: Counters, tls: Arc<ClientConfig>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                tls,
                 idle: Mutex::default(),
                 outstanding: Arc::new(Semaphore::new(MAX_OUTSTANDING)),
                 wire: Semaphore::new(MAX_CONCURRENT),
@@ -229,6 +267,24 @@ impl Delivery {
             .map_err(|_| AttemptError::Timeout)?
             .map_err(AttemptError::Connect)?;
         let _ = stream.set_nodelay(true);
+        if !endpoint.tls {
+            return self.handshake(stream).await;
+        }
+        let name = ServerName::try_from(endpoint.host.clone())
+            .map_err(|e| AttemptError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let connect = TlsConnector::from(self.inner.tls.clone()).connect(name, stream);
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| AttemptError::Timeout)?
+            .map_err(AttemptError::Tls)?;
+        self.handshake(stream).await
+    }
+
+    /// HTTP/1 over a connected stream; the connection is driven by its own task.
+    async fn handshake<S>(&self, stream: S) -> Result<SendRequest<Full<Bytes>>, AttemptError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         self.inner.tracker.spawn(async move {
             let _ = connection.await;
@@ -271,7 +327,8 @@ mod tests {
         );
         let default = Endpoint::parse("http://127.0.0.1").unwrap();
         assert_eq!((default.port, default.path.as_str()), (80, "/"));
-        assert!(Endpoint::parse("https://secure.example/h").unwrap_err().contains("https"));
+        let secure = Endpoint::parse("https://secure.example/h").unwrap();
+        assert!(secure.tls && secure.port == 443);
         assert!(Endpoint::parse("ftp://x/y").is_err());
         assert!(Endpoint::parse("not a url").is_err());
         assert!(Endpoint::parse("/relative").is_err());
