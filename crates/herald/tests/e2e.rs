@@ -5,7 +5,10 @@
 //! Each `#[test]` is one scenario: it starts its own `herald serve` on 127.0.0.1 port 0, reads the
 //! port from the log, and runs one client script from `tests/e2e/` with the server's address and
 //! credentials in its environment (`HERALD_HOST`, `HERALD_PORT`, `HERALD_APP_ID`, `HERALD_KEY`,
-//! `HERALD_SECRET`). The script does the talking and the checking; it exits 0 on success and
+//! `HERALD_SECRET`). A scenario started with [`scenario_with_webhooks`] also gets
+//! `HERALD_WEBHOOK_PORT`: a free loopback port that the server posts webhooks to
+//! (`http://127.0.0.1:PORT/pusher/webhooks`) and that the script listens on. The script does the
+//! talking and the checking; it exits 0 on success and
 //! otherwise says what it was waiting for. On failure the test prints the script's output and the
 //! server's log. Every process started here is stopped by its PID.
 //!
@@ -100,6 +103,11 @@ fn signin_user_events_watchlist_and_terminate_with_pusher_js_7() {
 }
 
 #[test]
+fn webhooks_validated_by_node_and_python_sdks_with_pusher_js_8() {
+    scenario_with_webhooks("node/webhooks.mjs", &["8"]);
+}
+
+#[test]
 fn laravel_echo_with_pusher_js_8() {
     scenario("node/laravel_echo.mjs", &[]);
 }
@@ -127,6 +135,16 @@ fn python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7() {
 /// Run one client script against a fresh server and panic with everything needed to debug it if
 /// the script fails or hangs.
 fn scenario(script: &str, args: &[&str]) {
+    run_scenario(script, args, false);
+}
+
+/// [`scenario`], with the server posting webhooks to a port the script listens on
+/// (`HERALD_WEBHOOK_PORT`).
+fn scenario_with_webhooks(script: &str, args: &[&str]) {
+    run_scenario(script, args, true);
+}
+
+fn run_scenario(script: &str, args: &[&str], webhooks: bool) {
     let paths = Paths::checked();
     // By extension: `.mjs` runs under Node with `tests/e2e/node_modules`, `.py` under the venv's Python.
     let program = match Path::new(script).extension().and_then(|ext| ext.to_str()) {
@@ -134,8 +152,14 @@ fn scenario(script: &str, args: &[&str]) {
         Some("py") => paths.e2e.join(".venv/bin/python"),
         _ => panic!("no interpreter for e2e script {script}; use .mjs or .py"),
     };
-    let mut server = Herald::start();
+    // Held while the server starts, so that its own port 0 cannot be this one; freed for the script.
+    let webhook_port = webhooks.then(WebhookPort::reserve);
+    let server_args: Vec<String> = webhook_port.iter().flat_map(WebhookPort::server_args).collect();
+    let mut server = Herald::start(&server_args);
     let mut command = Command::new(&program);
+    if let Some(reserved) = webhook_port {
+        command.env("HERALD_WEBHOOK_PORT", reserved.release().to_string());
+    }
     command
         .arg(paths.e2e.join(script))
         .args(args)
@@ -237,6 +261,30 @@ fn succeeds(command: &mut Command) -> bool {
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
+/// A free loopback port for a script's webhook receiver, reserved by listening on it until
+/// [`WebhookPort::release`].
+struct WebhookPort(std::net::TcpListener);
+
+impl WebhookPort {
+    fn reserve() -> Self {
+        Self(std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a loopback port for webhooks"))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.local_addr().expect("the reserved webhook port's address").port()
+    }
+
+    /// `--webhook-url` for the server, pointing at the port.
+    fn server_args(&self) -> [String; 2] {
+        ["--webhook-url".into(), format!("http://127.0.0.1:{}/pusher/webhooks", self.port())]
+    }
+
+    /// Stop listening, so that the script can; returns the port.
+    fn release(self) -> u16 {
+        self.port()
+    }
+}
+
 /// A running `herald serve` and everything it has logged so far.
 struct Herald {
     child: Child,
@@ -245,13 +293,17 @@ struct Herald {
 }
 
 impl Herald {
-    /// Start the binary on 127.0.0.1 port 0 and wait for the line that says which port it got.
-    fn start() -> Self {
+    /// Start the binary on 127.0.0.1 port 0, with `extra` flags, and wait for the line that says
+    /// which port it got.
+    fn start(extra: &[String]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
         command
             .args(["serve", "--app-id", APP_ID, "--key", KEY, "--secret", SECRET, "--host", "127.0.0.1", "--port", "0"])
-            // Flags win over these, but a config file from the caller's environment would not.
+            .args(extra)
+            // Flags win over these, but a config file or webhook URLs from the caller's environment
+            // would not.
             .env_remove("HERALD_CONFIG")
+            .env_remove("HERALD_WEBHOOK_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
