@@ -266,3 +266,12 @@ async fn shutdown_closes_connections_with_4200() {
     }
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client.stream.send(Message::Close(None)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.stream.next()).await.expect("a reply in time");
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "got {reply:?} instead of the closing handshake");
+}

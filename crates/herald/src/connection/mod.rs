@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use pusher_wire::ErrorCode;
 use pusher_wire::frame::server;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -99,8 +100,14 @@ pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
         // Spread reconnections over the shutdown window instead of sending every client back at once.
         tokio::time::sleep(node.shutdown_jitter()).await;
     }
-    if let Some((code, close, reason)) = exit.close_frame() {
-        close_with(&mut socket, code, close, reason).await;
+    match exit.close_frame() {
+        Some((code, close, reason)) => close_with(&mut socket, code, close, reason).await,
+        // tungstenite queued the reply to the client's close frame; send it to complete the
+        // closing handshake (browsers report 1006 otherwise).
+        None if matches!(exit, Exit::ClientClosed) => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.flush()).await;
+        }
+        None => {}
     }
 }
 
@@ -158,6 +165,10 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Err(tungstenite::Error::Capacity(e))) => {
                         return Exit::ProtocolError(tungstenite::Error::Capacity(e));
+                    }
+                    // A TCP reset without a close frame is a client going away, not a broken protocol.
+                    Some(Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                        return Exit::ClientGone;
                     }
                     Some(Err(tungstenite::Error::Protocol(e))) => {
                         return Exit::ProtocolError(tungstenite::Error::Protocol(e));
