@@ -61,6 +61,9 @@ async fn unknown_apps_and_endpoints_are_404_and_wrong_methods_405() {
     let server = TestServer::start().await;
     let rest = RestClient { app_id: "999".into(), ..server.rest() };
     assert_error(&rest.post("/events", &json!({"name": "e", "channel": "c", "data": ""})).await, 404, "unknown app");
+    // Refused before the body is read: an unknown app has no body limit to apply.
+    let huge = "x".repeat(3 << 20);
+    assert_error(&rest.send("POST", "/apps/999/events", huge).await, 404, "unknown app");
     assert_error(&server.rest().send("GET", "/apps/1/nothing-here", String::new()).await, 404, "no such endpoint");
     assert_error(&server.rest().send("GET", "/nothing", String::new()).await, 404, "no such endpoint");
     assert_error(&server.rest().send("GET", EVENTS, String::new()).await, 405, "post");

@@ -21,7 +21,7 @@ pub fn authenticate(
     body: &[u8],
 ) -> Result<Arc<App>, ApiError> {
     let app = match app_id {
-        Some(id) => apps.by_id(id).ok_or_else(|| ApiError::NotFound(format!("unknown app id {:?}", excerpt(id))))?,
+        Some(id) => apps.by_id(id).ok_or_else(|| unknown_app(id))?,
         None => {
             let key = params.get("auth_key").ok_or(RestAuthError::MissingParameter("auth_key"))?;
             apps.by_key(key).ok_or(RestAuthError::UnknownKey)?
@@ -41,6 +41,11 @@ pub fn authenticate(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The error for an app id no app has.
+pub fn unknown_app(id: &str) -> ApiError {
+    ApiError::NotFound(format!("unknown app id {:?}", excerpt(id)))
 }
 
 fn excerpt(s: &str) -> String {

@@ -68,9 +68,13 @@ fn parse_path(path: &str) -> Option<(Option<&str>, Route)> {
 }
 
 /// Largest body accepted: a full batch of the largest events, with room for JSON escaping.
-fn max_body_bytes(app_limit: usize) -> usize {
-    (1 << 20).max(app_limit * 10 * 8)
+fn max_body_bytes(event_limit: usize) -> usize {
+    (1 << 20).max(event_limit.saturating_mul(10 * 8))
 }
+
+/// A request body must arrive within this long, so a client trickling one in cannot hold a task
+/// and its buffer forever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Answer a REST request.
 pub async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
@@ -90,12 +94,16 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
     if parts.method != method {
         return Err(ApiError::MethodNotAllowed(method_name(&method)));
     }
-    let limit = app_id.and_then(|id| node.apps.by_id(id)).map_or(usize::MAX, |app| app.config.max_event_bytes);
-    let max = max_body_bytes(limit.min(1 << 24));
-    let body = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),
-        Err(_) => return Err(ApiError::BodyRead),
+    // An unknown app is refused before its body is read: the body limit depends on the app.
+    let event_limit = match app_id {
+        Some(id) => node.apps.by_id(id).ok_or_else(|| auth::unknown_app(id))?.config.max_event_bytes,
+        None => pusher_wire::limits::MAX_EVENT_DATA_BYTES,
+    };
+    let max = max_body_bytes(event_limit);
+    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),
+        Ok(Err(_)) | Err(_) => return Err(ApiError::BodyRead),
     };
     let params = QueryParams::parse(parts.uri.query().unwrap_or(""));
     let app: Arc<App> = auth::authenticate(&node.apps, app_id, method.as_str(), path, &params, &body)?;
