@@ -275,3 +275,24 @@ async fn a_client_close_is_answered_with_a_close_frame() {
     let reply = tokio::time::timeout(Duration::from_secs(5), client.stream.next()).await.expect("a reply in time");
     assert!(matches!(reply, Some(Ok(Message::Close(_)))), "got {reply:?} instead of the closing handshake");
 }
+
+#[tokio::test]
+async fn one_connection_holds_at_most_a_thousand_subscriptions() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    for i in 0..1000 {
+        client.send(json!({"event": "pusher:subscribe", "data": {"channel": format!("c{i}")}})).await;
+    }
+    for _ in 0..1000 {
+        client.expect("pusher_internal:subscription_succeeded").await;
+    }
+    client.send(json!({"event": "pusher:subscribe", "data": {"channel": "one-too-many"}})).await;
+    let refused = client.expect("pusher:subscription_error").await;
+    assert_eq!(
+        (refused["channel"].as_str(), refused["data"]["type"].as_str()),
+        (Some("one-too-many"), Some("LimitReached"))
+    );
+    // Leaving one makes room again.
+    client.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "c0"}})).await;
+    client.subscribe("one-too-many").await;
+}

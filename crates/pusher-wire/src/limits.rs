@@ -19,6 +19,9 @@ pub const MAX_PRESENCE_MEMBERS: usize = 100;
 pub const MAX_PRESENCE_USER_INFO_BYTES: usize = 1024;
 /// Longest presence or signed-in user id, in characters.
 pub const MAX_USER_ID_LEN: usize = 128;
+/// Most channels one connection may be subscribed to. Pusher documents no limit; this one is far
+/// above what pages use and keeps one client from filling the server with channels.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
 /// Most user ids in a sign-in watchlist; the rest are dropped with error 4302.
 pub const MAX_WATCHLIST_LEN: usize = 100;
 /// Client events one connection may send per second (error 4301 beyond).

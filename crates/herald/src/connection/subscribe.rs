@@ -11,6 +11,7 @@ use pusher_wire::auth;
 use pusher_wire::error::{AuthError, FrameError, PresenceError};
 use pusher_wire::frame::client::Subscribe;
 use pusher_wire::frame::server::{self, SubscriptionErrorType};
+use pusher_wire::limits::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 use pusher_wire::presence::PresenceMember;
 use pusher_wire::webhook::{WebhookEvent, WebhookKind};
 use pusher_wire::{ChannelKind, ChannelName, RawJson};
@@ -26,6 +27,11 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
     if session.subscriptions.contains_key(&channel) {
         // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
         replies.push(server::error(None, &format!("Existing subscription to channel {channel}")).into());
+        return;
+    }
+    if session.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+        let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection");
+        refuse(replies, &channel, SubscriptionErrorType::LimitReached, &message, 4100);
         return;
     }
     let kind = channel.kind();
