@@ -29,7 +29,7 @@ pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use config::{AppConfig, Config};
 use node::Node;
@@ -61,9 +61,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     shutdown::drain(&node).await;
 }
 
-/// Periodic housekeeping: throttled subscription counts every second, idle channels every minute.
+/// Periodic housekeeping: deferred subscription counts every tick, idle channels every minute.
 async fn tick(node: Arc<Node>) {
-    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    const TICKS_PER_SWEEP: u64 = 600;
+    let mut interval = tokio::time::interval(hub::SMALL_CHANNEL_COUNT_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
     loop {
@@ -80,7 +81,7 @@ async fn tick(node: Arc<Node>) {
                     subscription_count: count,
                 });
             }
-            if ticks.is_multiple_of(60) {
+            if ticks.is_multiple_of(TICKS_PER_SWEEP) {
                 app.hub.sweep(now);
             }
         }

@@ -296,3 +296,33 @@ async fn one_connection_holds_at_most_a_thousand_subscriptions() {
     client.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "c0"}})).await;
     client.subscribe("one-too-many").await;
 }
+
+#[tokio::test]
+async fn a_subscribe_flood_is_refused_beyond_the_burst() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    // A burst as large as the subscription limit is allowed (a reconnect resubscribes everything);
+    // subscribing and unsubscribing in a loop beyond it is refused with 4301.
+    for i in 0..1100 {
+        client.send(json!({"event": "pusher:subscribe", "data": {"channel": format!("churn-{}", i % 2)}})).await;
+        client.send(json!({"event": "pusher:unsubscribe", "data": {"channel": format!("churn-{}", i % 2)}})).await;
+    }
+    let mut succeeded = 0;
+    let mut refused = 0;
+    while succeeded + refused < 1100 {
+        let frame = client.recv().await;
+        match frame["event"].as_str() {
+            Some("pusher_internal:subscription_succeeded") => succeeded += 1,
+            Some("pusher:subscription_error") => {
+                assert_eq!(frame["data"]["status"], 4301, "{frame}");
+                refused += 1;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert!((1000..1010).contains(&succeeded), "{succeeded} succeeded");
+    assert!(refused >= 90, "{refused} refused");
+    // The connection is still usable.
+    client.send(json!({"event": "pusher:ping"})).await;
+    client.expect("pusher:pong").await;
+}

@@ -314,3 +314,18 @@ async fn the_python_sdk_path_without_the_app_prefix_terminates_too() {
     assert_terminated(&mut tab2).await;
     assert_unaffected(&server, &mut other, &mut presence_only).await;
 }
+
+#[tokio::test]
+async fn signing_in_again_as_the_same_user_swaps_the_watchlist_without_going_offline() {
+    let server = TestServer::start().await;
+    let mut watcher = server.connect().await;
+    signed_in(&mut watcher, r#"{"id":"A","watchlist":["B"]}"#).await;
+    watcher.recv().await;
+    let mut b = server.connect().await;
+    signed_in(&mut b, r#"{"id":"B"}"#).await;
+    watcher.recv().await;
+    // B signs in again with a new watchlist: A hears no offline/online flicker.
+    signed_in(&mut b, r#"{"id":"B","watchlist":["A"]}"#).await;
+    assert_eq!(watchlist(&b.recv().await), status(&[("online", &["A"])]));
+    watcher.expect_silence(QUIET).await;
+}

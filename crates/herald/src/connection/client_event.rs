@@ -9,47 +9,11 @@ use std::time::Instant;
 
 use pusher_wire::frame::client::ClientEvent;
 use pusher_wire::frame::server;
-use pusher_wire::limits::MAX_CLIENT_EVENTS_PER_SECOND;
 use pusher_wire::webhook::{self, WebhookEvent, WebhookKind};
 use pusher_wire::{ChannelKind, ErrorCode};
 
 use super::outbox::Frame;
 use super::session::Session;
-
-/// A token bucket: bursts of up to the per-second allowance, refilled continuously.
-#[derive(Debug)]
-pub struct RateLimiter {
-    tokens: f64,
-    per_second: f64,
-    updated: Instant,
-}
-
-impl RateLimiter {
-    /// A full bucket of `per_second` tokens.
-    pub fn new(per_second: u32, now: Instant) -> Self {
-        Self { tokens: f64::from(per_second), per_second: f64::from(per_second), updated: now }
-    }
-
-    /// Take a token if one is left.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.per_second);
-        self.updated = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl RateLimiter {
-    /// The limiter every connection starts with.
-    pub fn for_client_events(now: Instant) -> Self {
-        Self::new(MAX_CLIENT_EVENTS_PER_SECOND, now)
-    }
-}
 
 /// Handle a `client-*` event; returns whether it was relayed.
 pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) -> bool {
@@ -101,27 +65,4 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
         user_id: membership.clone(),
     });
     true
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    const REFILL: Duration = Duration::from_millis(100);
-
-    #[test]
-    fn ten_per_second_with_bursts() {
-        let start = Instant::now();
-        let mut limiter = RateLimiter::for_client_events(start);
-        assert!((0..10).all(|_| limiter.allow(start)));
-        assert!(!limiter.allow(start));
-        assert!(!limiter.allow(start + REFILL / 2));
-        assert!(limiter.allow(start + REFILL));
-        assert!(!limiter.allow(start + REFILL));
-        // A quiet second refills the bucket, but never beyond ten.
-        let later = start + Duration::from_secs(5);
-        assert_eq!((0..20).filter(|_| limiter.allow(later)).count(), 10);
-    }
 }

@@ -8,6 +8,7 @@
 pub mod client_event;
 pub mod heartbeat;
 pub mod outbox;
+pub mod rate_limit;
 pub mod session;
 pub mod signin;
 pub mod subscribe;

@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pusher_wire::frame::server;
-use pusher_wire::{ChannelName, ClientFrame, SocketId};
+use pusher_wire::frame::server::{self, SubscriptionErrorType::LimitReached};
+use pusher_wire::{ChannelName, ClientFrame, ErrorCode, SocketId};
 
-use super::client_event::{self, RateLimiter};
+use super::client_event;
 use super::outbox::{Frame, Outbox};
+use super::rate_limit::RateLimiter;
 use super::signin::{self, SignedIn};
 use super::subscribe;
 use crate::apps::App;
@@ -33,6 +34,8 @@ pub struct Session {
     pub user: Option<SignedIn>,
     /// The client-event rate limit.
     pub client_events: RateLimiter,
+    /// The rate limit of subscribes and sign-ins.
+    pub commands: RateLimiter,
 }
 
 impl Session {
@@ -45,6 +48,7 @@ impl Session {
             subscriptions: HashMap::new(),
             user: None,
             client_events: RateLimiter::for_client_events(now),
+            commands: RateLimiter::for_commands(now),
         }
     }
 
@@ -53,8 +57,17 @@ impl Session {
         match ClientFrame::parse(text) {
             Ok(ClientFrame::Ping) => replies.push(Frame::from_static(server::PONG)),
             Ok(ClientFrame::Pong) => {}
+            Ok(ClientFrame::Subscribe(request)) if !self.commands.allow(now) => {
+                let message = "Subscription rejected due to rate limit";
+                replies.push(server::subscription_error(request.channel.as_str(), LimitReached, message, 4301).into());
+            }
             Ok(ClientFrame::Subscribe(request)) => subscribe::subscribe(self, request, now, replies),
             Ok(ClientFrame::Unsubscribe { channel }) => subscribe::unsubscribe(self, &channel, now),
+            Ok(ClientFrame::Signin(_)) if !self.commands.allow(now) => {
+                replies.push(
+                    server::error(Some(ErrorCode::ClientEventRateLimit), "Sign-in rejected due to rate limit").into(),
+                );
+            }
             Ok(ClientFrame::Signin(request)) => signin::signin(self, request, replies),
             Ok(ClientFrame::ClientEvent(event)) => {
                 if client_event::client_event(self, event, now, replies) {

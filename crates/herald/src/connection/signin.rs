@@ -42,16 +42,17 @@ pub fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) 
             return;
         }
     };
-    if let Some(current) = &session.user {
-        if current.id != user.id {
+    let users = &session.app.hub.users;
+    let status = match &session.user {
+        Some(current) if current.id != user.id => {
             let message = format!("sign-in refused: this connection is already signed in as {}", current.id);
             replies.push(server::error(Some(ErrorCode::Unauthorized), &message).into());
             return;
         }
-        // Signing in again as the same user replaces the watchlist.
-        session.app.hub.users.sign_out(&current.id, session.outbox.id(), &current.watchlist);
-    }
-    let status = session.app.hub.users.sign_in(&user.id, &session.outbox, &user.watchlist);
+        // Signing in again as the same user replaces the watchlist; the user never goes offline.
+        Some(current) => users.rewatch(&session.outbox, &current.watchlist, &user.watchlist),
+        None => users.sign_in(&user.id, &session.outbox, &user.watchlist),
+    };
     replies.push(server::signin_success(&request.user_data).into());
     if user.watchlist_truncated {
         let message = format!("Watchlist limit exceeded: only the first {} user ids are watched", user.watchlist.len());

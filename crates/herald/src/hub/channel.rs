@@ -11,6 +11,10 @@ use pusher_wire::limits::{SUBSCRIPTION_COUNT_THROTTLE_ABOVE, SUBSCRIPTION_COUNT_
 use super::presence::Roster;
 use crate::connection::outbox::{ConnId, Frame, Outbox};
 
+/// Below Pusher's throttle threshold, count updates of one channel are at least this far apart;
+/// changes in between are sent together by the hub's ticker, which runs this often.
+pub const SMALL_CHANNEL_COUNT_INTERVAL: Duration = Duration::from_millis(100);
+
 /// One channel of one app.
 #[derive(Debug)]
 pub struct Channel {
@@ -106,18 +110,25 @@ impl ChannelState {
         self.subscribers.is_empty() && self.live_cache(now).is_none()
     }
 
-    /// Decide whether a subscription-count change is sent now. Above
-    /// [`SUBSCRIPTION_COUNT_THROTTLE_ABOVE`] subscribers, at most one update per
-    /// [`SUBSCRIPTION_COUNT_THROTTLE_SECS`], so that N clients joining one by one cost O(N) frames
-    /// rather than O(N²).
+    /// The shortest time between two subscription-count updates of this channel: Pusher's 5 s above
+    /// [`SUBSCRIPTION_COUNT_THROTTLE_ABOVE`] subscribers, so that N clients joining one by one cost
+    /// O(N) frames rather than O(N²); [`SMALL_CHANNEL_COUNT_INTERVAL`] below, so that one client
+    /// subscribing and unsubscribing in a loop cannot flood the other subscribers.
+    fn count_interval(&self) -> Duration {
+        if self.subscribers.len() > SUBSCRIPTION_COUNT_THROTTLE_ABOVE {
+            Duration::from_secs(SUBSCRIPTION_COUNT_THROTTLE_SECS)
+        } else {
+            SMALL_CHANNEL_COUNT_INTERVAL
+        }
+    }
+
+    /// Decide whether a subscription-count change is sent now or deferred to the ticker.
     pub fn count_changed(&mut self, now: Instant) -> CountUpdate {
         if self.subscribers.is_empty() {
             self.count_pending = false;
             return CountUpdate::None;
         }
-        let throttle = Duration::from_secs(SUBSCRIPTION_COUNT_THROTTLE_SECS);
-        let recently_sent = self.count_sent_at.is_some_and(|at| now < at + throttle);
-        if self.subscribers.len() > SUBSCRIPTION_COUNT_THROTTLE_ABOVE && recently_sent {
+        if self.count_sent_at.is_some_and(|at| now < at + self.count_interval()) {
             self.count_pending = true;
             CountUpdate::Deferred
         } else {
@@ -129,8 +140,7 @@ impl ChannelState {
 
     /// For the ticker: whether a deferred count is now due (and mark it sent).
     pub fn deferred_count_due(&mut self, now: Instant) -> bool {
-        let throttle = Duration::from_secs(SUBSCRIPTION_COUNT_THROTTLE_SECS);
-        if self.count_pending && self.count_sent_at.is_none_or(|at| now >= at + throttle) {
+        if self.count_pending && self.count_sent_at.is_none_or(|at| now >= at + self.count_interval()) {
             self.count_pending = false;
             self.count_sent_at = Some(now);
             !self.subscribers.is_empty()
@@ -155,11 +165,15 @@ mod tests {
     }
 
     #[test]
-    fn small_channels_send_every_count_change() {
-        let now = Instant::now();
+    fn small_channels_send_count_changes_at_most_every_100_ms() {
+        let start = Instant::now();
         let mut state = state_with(100);
-        assert_eq!(state.count_changed(now), CountUpdate::Send);
-        assert_eq!(state.count_changed(now), CountUpdate::Send);
+        assert_eq!(state.count_changed(start), CountUpdate::Send);
+        assert_eq!(state.count_changed(start + Duration::from_millis(10)), CountUpdate::Deferred);
+        assert_eq!(state.count_changed(start + Duration::from_millis(20)), CountUpdate::Deferred);
+        assert!(!state.deferred_count_due(start + Duration::from_millis(50)));
+        assert!(state.deferred_count_due(start + SMALL_CHANNEL_COUNT_INTERVAL));
+        assert_eq!(state.count_changed(start + Duration::from_millis(300)), CountUpdate::Send);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use pusher_wire::limits::{CACHE_TTL_SECS, MAX_PRESENCE_MEMBERS};
 use pusher_wire::presence::PresenceMember;
 use pusher_wire::{ChannelKind, ChannelName};
 
-pub use self::channel::CachedEvent;
+pub use self::channel::{CachedEvent, SMALL_CHANNEL_COUNT_INTERVAL};
 use self::channel::{Channel, ChannelState, CountUpdate, Subscriber};
 use self::shards::ShardedMap;
 pub use self::users::{Users, WatchlistStatus};
@@ -249,7 +249,7 @@ impl Hub {
     }
 
     /// Send the subscription counts the throttle held back and that are now due; returns the
-    /// channels and counts sent. Called about once a second by the node's ticker.
+    /// channels and counts sent. Called every [`SMALL_CHANNEL_COUNT_INTERVAL`] by the node's ticker.
     pub fn flush_deferred_counts(&self, now: Instant) -> Vec<(String, usize)> {
         let mut sent = Vec::new();
         let pending: Vec<Box<str>> = {
@@ -488,15 +488,34 @@ mod tests {
     #[test]
     fn subscription_counts_reach_every_subscriber() {
         let hub = Hub::new(true);
-        let now = Instant::now();
+        let start = Instant::now();
+        let later = |n: u32| start + SMALL_CHANNEL_COUNT_INTERVAL * n;
         let (a, b) = (outbox(1), outbox(2));
-        hub.subscribe(&channel("c"), &a, None, now).unwrap();
+        hub.subscribe(&channel("c"), &a, None, later(0)).unwrap();
         assert_eq!(drain(&a), ["pusher_internal:subscription_count"]);
-        hub.subscribe(&channel("c"), &b, None, now).unwrap();
+        hub.subscribe(&channel("c"), &b, None, later(1)).unwrap();
         assert_eq!(drain(&a), ["pusher_internal:subscription_count"]);
         assert_eq!(drain(&b), ["pusher_internal:subscription_count"]);
-        hub.unsubscribe("c", ConnId(2), now);
+        hub.unsubscribe("c", ConnId(2), later(2));
         assert_eq!(drain(&a), ["pusher_internal:subscription_count"]);
+    }
+
+    #[test]
+    fn a_subscribe_loop_costs_the_others_one_count_per_interval() {
+        let hub = Hub::new(true);
+        let start = Instant::now();
+        let watcher = outbox(1);
+        hub.subscribe(&channel("c"), &watcher, None, start).unwrap();
+        drain(&watcher);
+        let churner = outbox(2);
+        for _ in 0..1000 {
+            hub.subscribe(&channel("c"), &churner, None, start).unwrap();
+            hub.unsubscribe("c", ConnId(2), start);
+        }
+        assert!(drain(&watcher).is_empty(), "changes within the interval are deferred");
+        let sent = hub.flush_deferred_counts(start + SMALL_CHANNEL_COUNT_INTERVAL);
+        assert_eq!(sent, [("c".to_owned(), 1)]);
+        assert_eq!(drain(&watcher), ["pusher_internal:subscription_count"]);
     }
 
     #[test]

@@ -56,6 +56,18 @@ impl Users {
                 notify(&entry.watchers, &server::watchlist_events(&[user_id], &[]).into());
             }
         });
+        self.watch(outbox, watchlist)
+    }
+
+    /// A connection signed in again as the same user: swap its watchlist. The user stays online
+    /// throughout, so their watchers hear nothing.
+    pub fn rewatch(&self, outbox: &Arc<Outbox>, old: &[String], new: &[String]) -> WatchlistStatus {
+        self.unwatch(outbox.id(), old);
+        self.watch(outbox, new)
+    }
+
+    fn watch(&self, outbox: &Arc<Outbox>, watchlist: &[String]) -> WatchlistStatus {
+        let id = outbox.id();
         let mut status = WatchlistStatus::default();
         for watched in watchlist {
             let online = self.entries.with_shard(watched, |shard| {
@@ -79,6 +91,10 @@ impl Users {
                 shard.remove(user_id);
             }
         });
+        self.unwatch(conn, watchlist);
+    }
+
+    fn unwatch(&self, conn: ConnId, watchlist: &[String]) {
         for watched in watchlist {
             self.entries.with_shard(watched, |shard| {
                 let Some(entry) = shard.get_mut(watched.as_str()) else { return };
