@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http;
 use crate::node::Node;
@@ -30,19 +31,29 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Most TCP connections served as HTTP at once (WebSocket connections leave this count once
+/// upgraded). Past it, new connections wait in the kernel's backlog until a slot frees, so a flood
+/// of slow or idle HTTP clients cannot grow the task count without bound.
+const MAX_HTTP_CONNECTIONS: usize = 4096;
+
 /// Accept connections until shutdown.
 pub async fn accept(listener: TcpListener, node: Arc<Node>) {
+    let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             () = node.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
+            accepted = accept_with_slot(&listener, &slots) => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, slot)) => {
                 // Frames are small and latency matters more than packet count; batching happens in
                 // the outbox instead.
                 let _ = stream.set_nodelay(true);
-                node.tracker.spawn(serve_http(stream, node.clone()));
+                let node = node.clone();
+                node.tracker.clone().spawn(async move {
+                    serve_http(stream, node).await;
+                    drop(slot);
+                });
             }
             Err(error) => {
                 // Usually the open-file limit: back off instead of spinning, keep serving the others.
@@ -51,6 +62,16 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
             }
         }
     }
+}
+
+async fn accept_with_slot(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(TcpStream, OwnedSemaphorePermit)> {
+    // The semaphore is never closed, so acquiring fails only if it were; treat that as no limit.
+    let slot = slots.clone().acquire_owned().await.map_err(std::io::Error::other)?;
+    let (stream, _peer) = listener.accept().await?;
+    Ok((stream, slot))
 }
 
 async fn serve_http(stream: TcpStream, node: Arc<Node>) {

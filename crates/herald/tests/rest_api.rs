@@ -104,6 +104,13 @@ async fn malformed_bodies_are_400_and_oversized_data_413() {
     assert_error(&rest.post("/batch_events", &json!({"batch": eleven})).await, 400, "10");
     let big = json!({"batch": [{"channel": "c", "name": "e", "data": "x".repeat(10 * 1024 + 1)}]});
     assert_error(&rest.post("/batch_events", &big).await, 413, "10240");
+    // A forged request is refused from its query alone, before its body is read.
+    let forged = signed_query(KEY, "not-the-secret", "POST", EVENTS, &[], b"", now());
+    assert_error(
+        &rest.send("POST", &format!("{EVENTS}?{forged}"), "x".repeat(3 << 20)).await,
+        401,
+        "invalid signature",
+    );
     // Far larger than any valid request: refused before it is parsed.
     let huge = "x".repeat(3 << 20);
     assert_error(&post_signed(&rest, huge.clone(), &huge, now()).await, 413, "larger than");

@@ -1,24 +1,24 @@
-//! REST request authentication: find the app, then check the signature, timestamp and `body_md5` with
-//! `pusher_wire::rest::auth` at the current time.
+//! REST request authentication: find the app and check the query (key, timestamp, signature) at the
+//! current time before the body is read, then the body against the signed `body_md5`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pusher_wire::error::RestAuthError;
-use pusher_wire::rest::auth::{QueryParams, RestRequest, verify};
+use pusher_wire::rest::auth::{QueryParams, verify_body, verify_query};
 
 use super::error::ApiError;
 use crate::apps::{App, AppStore};
 
-/// Authenticate a request for app `app_id`, or, when the path carries no app id (the Python SDK's
-/// `terminate_connections` path), for the app named by `auth_key`.
+/// Authenticate a request's query for app `app_id`, or, when the path carries no app id (the Python
+/// SDK's `terminate_connections` path), for the app named by `auth_key`. Nothing is read from the
+/// body yet, so forged requests cost no body buffering.
 pub fn authenticate(
     apps: &AppStore,
     app_id: Option<&str>,
     method: &str,
     path: &str,
     params: &QueryParams,
-    body: &[u8],
 ) -> Result<Arc<App>, ApiError> {
     let app = match app_id {
         Some(id) => apps.by_id(id).ok_or_else(|| unknown_app(id))?,
@@ -28,10 +28,7 @@ pub fn authenticate(
         }
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let check = |path: &str| {
-        let request = RestRequest { method, path, params, body };
-        verify(&request, &app.config.key, &app.config.secret, now)
-    };
+    let check = |path: &str| verify_query(method, path, params, &app.config.key, &app.config.secret, now);
     match check(path) {
         Ok(()) => Ok(app.clone()),
         // SDKs sign the path unencoded; a client or proxy may have percent-encoded it on the way.
@@ -41,6 +38,11 @@ pub fn authenticate(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Check the body against the `body_md5` the authenticated query signed.
+pub fn check_body(params: &QueryParams, body: &[u8]) -> Result<(), ApiError> {
+    verify_body(params, body).map_err(ApiError::from)
 }
 
 /// The error for an app id no app has.

@@ -94,19 +94,16 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
     if parts.method != method {
         return Err(ApiError::MethodNotAllowed(method_name(&method)));
     }
-    // An unknown app is refused before its body is read: the body limit depends on the app.
-    let event_limit = match app_id {
-        Some(id) => node.apps.by_id(id).ok_or_else(|| auth::unknown_app(id))?.config.max_event_bytes,
-        None => pusher_wire::limits::MAX_EVENT_DATA_BYTES,
-    };
-    let max = max_body_bytes(event_limit);
+    let params = QueryParams::parse(parts.uri.query().unwrap_or(""));
+    // Authenticated before the body is read: a forged request costs no body buffering.
+    let app: Arc<App> = auth::authenticate(&node.apps, app_id, method.as_str(), path, &params)?;
+    let max = max_body_bytes(app.config.max_event_bytes);
     let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),
         Ok(Err(_)) | Err(_) => return Err(ApiError::BodyRead),
     };
-    let params = QueryParams::parse(parts.uri.query().unwrap_or(""));
-    let app: Arc<App> = auth::authenticate(&node.apps, app_id, method.as_str(), path, &params, &body)?;
+    auth::check_body(&params, &body)?;
     match route {
         Route::Events => events::trigger(&app, node, &body),
         Route::BatchEvents => events::batch(&app, node, &body),

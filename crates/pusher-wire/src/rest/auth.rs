@@ -93,9 +93,24 @@ pub struct RestRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// Check a request against an app's key and secret at time `now` (unix seconds).
+/// Check a request against an app's key and secret at time `now` (unix seconds): its query with
+/// [`verify_query`], then its body with [`verify_body`].
 pub fn verify(request: &RestRequest<'_>, key: &str, secret: &str, now: u64) -> Result<(), RestAuthError> {
-    let params = request.params;
+    verify_query(request.method, request.path, request.params, key, secret, now)?;
+    verify_body(request.params, request.body)
+}
+
+/// Check everything but the body: key, timestamp, version and signature. The signature covers
+/// `body_md5`, so a server can refuse a forged request before reading its body, then tie the body
+/// to the signature with [`verify_body`].
+pub fn verify_query(
+    method: &str,
+    path: &str,
+    params: &QueryParams,
+    key: &str,
+    secret: &str,
+    now: u64,
+) -> Result<(), RestAuthError> {
     let given_key = params.get("auth_key").ok_or(RestAuthError::MissingParameter("auth_key"))?;
     if !constant_time_eq(given_key.as_bytes(), key.as_bytes()) {
         return Err(RestAuthError::UnknownKey);
@@ -111,16 +126,20 @@ pub fn verify(request: &RestRequest<'_>, key: &str, secret: &str, now: u64) -> R
         Some(_) => return Err(RestAuthError::UnsupportedVersion),
     }
     let given = params.get("auth_signature").ok_or(RestAuthError::MissingParameter("auth_signature"))?;
-    let string_to_sign = string_to_sign(request.method, request.path, params);
+    let string_to_sign = string_to_sign(method, path, params);
     let expected = hmac_sha256_hex(secret.as_bytes(), string_to_sign.as_bytes());
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return Err(RestAuthError::InvalidSignature { string_to_sign, given: crate::error::excerpt(given) });
     }
-    // The signature covers `body_md5`; this ties the body to it. Python sends the MD5 of the empty
-    // body on GETs, so a present `body_md5` is always checked, and required only with a body.
+    Ok(())
+}
+
+/// Check that the body is the one the signed `body_md5` names. Python sends the MD5 of the empty
+/// body on GETs, so a present `body_md5` is always checked, and required only with a body.
+pub fn verify_body(params: &QueryParams, body: &[u8]) -> Result<(), RestAuthError> {
     match params.get("body_md5") {
-        Some(md5) if md5 != md5_hex(request.body) => Err(RestAuthError::BodyMd5Mismatch),
-        None if !request.body.is_empty() => Err(RestAuthError::MissingBodyMd5),
+        Some(md5) if md5 != md5_hex(body) => Err(RestAuthError::BodyMd5Mismatch),
+        None if !body.is_empty() => Err(RestAuthError::MissingBodyMd5),
         _ => Ok(()),
     }
 }
