@@ -53,7 +53,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         tls,
     );
     let dispatcher = webhooks::dispatcher::Dispatcher::new(&node.config.apps, node.config.webhook_delay, delivery);
-    node.tracker.spawn(dispatcher.run(webhook_jobs, node.shutdown.clone()));
+    node.tracker.spawn(dispatcher.run(webhook_jobs, node.shutdown.clone(), node.connections.clone()));
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));
     shutdown.await;

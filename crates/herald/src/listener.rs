@@ -50,7 +50,7 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
                 // the outbox instead.
                 let _ = stream.set_nodelay(true);
                 let node = node.clone();
-                node.tracker.clone().spawn(async move {
+                node.connections.clone().spawn(async move {
                     serve_http(stream, node).await;
                     drop(slot);
                 });

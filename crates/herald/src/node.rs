@@ -22,7 +22,10 @@ pub struct Node {
     pub apps: AppStore,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
-    /// Every connection task, so shutdown can wait for them.
+    /// Every client connection's task (HTTP and WebSocket), so shutdown can wait for them.
+    pub connections: TaskTracker,
+    /// Background tasks (ticker, webhook dispatch and delivery), which outlive the connections
+    /// during shutdown so that the connections' last webhook events are still sent.
     pub tracker: TaskTracker,
     /// Counters and gauges for `GET /metrics`.
     pub metrics: Metrics,
@@ -31,7 +34,7 @@ pub struct Node {
     socket_tag: u32,
     next_conn: AtomicU64,
     /// Open WebSocket connections, for the process-wide cap.
-    connections: AtomicUsize,
+    open_websockets: AtomicUsize,
 }
 
 impl Node {
@@ -42,11 +45,12 @@ impl Node {
             apps: AppStore::new(&config.apps, &webhooks, &metrics.webhooks_dropped),
             config,
             shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
             tracker: TaskTracker::new(),
             metrics,
             socket_tag: rand::random::<u32>().max(1),
             next_conn: AtomicU64::new(1),
-            connections: AtomicUsize::new(0),
+            open_websockets: AtomicUsize::new(0),
         }
     }
 
@@ -70,9 +74,9 @@ impl Node {
 
     /// Count a new WebSocket connection unless the process is at its cap.
     pub fn try_admit(&self) -> bool {
-        let previous = self.connections.fetch_add(1, Ordering::Relaxed);
+        let previous = self.open_websockets.fetch_add(1, Ordering::Relaxed);
         if previous >= self.config.max_connections {
-            self.connections.fetch_sub(1, Ordering::Relaxed);
+            self.open_websockets.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
         true
@@ -80,12 +84,12 @@ impl Node {
 
     /// Forget a connection counted by [`Self::try_admit`].
     pub fn release(&self) {
-        self.connections.fetch_sub(1, Ordering::Relaxed);
+        self.open_websockets.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Open WebSocket connections.
     pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.open_websockets.load(Ordering::Relaxed)
     }
 
     /// A random delay within the shutdown spread.

@@ -29,12 +29,20 @@ pub async fn signal() {
     }
 }
 
-/// Tell every task to stop and wait for them, at most a little longer than the spread.
+/// Tell every task to stop and wait for them: first the connections (a little longer than the
+/// spread), then the background tasks, which send the webhooks the closing connections caused.
 pub async fn drain(node: &Node) {
     node.shutdown.cancel();
+    node.connections.close();
     node.tracker.close();
     let grace = node.config.shutdown_spread + Duration::from_secs(5);
-    if tokio::time::timeout(grace, node.tracker.wait()).await.is_err() {
-        tracing::warn!(remaining = node.tracker.len(), "some connections did not close in time");
+    if tokio::time::timeout(grace, node.connections.wait()).await.is_err() {
+        tracing::warn!(remaining = node.connections.len(), "some connections did not close in time");
+    }
+    if tokio::time::timeout(BACKGROUND_GRACE, node.tracker.wait()).await.is_err() {
+        tracing::warn!(remaining = node.tracker.len(), "some webhooks were still being delivered");
     }
 }
+
+/// How long the last webhook deliveries may take after the connections are closed.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);

@@ -76,7 +76,7 @@ pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> R
     let on_upgrade = hyper::upgrade::on(&mut request);
     let node = node.clone();
     // Spawned before the 101 is returned: the upgrade completes only once hyper has sent it.
-    node.tracker.clone().spawn(async move {
+    node.connections.clone().spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {

@@ -338,3 +338,31 @@ async fn https_endpoints_are_verified_against_the_configured_ca() {
     );
     let _ = std::fs::remove_file(&ca_file);
 }
+
+#[tokio::test]
+async fn a_shutdown_still_reports_what_its_closing_connections_vacate() {
+    let mut receiver = Receiver::start(0).await;
+    let server = server(&receiver, Some(vec![WebhookKind::ChannelVacated, WebhookKind::MemberRemoved]), |config| {
+        // Long enough that only the shutdown, not the delay, can release them in time.
+        config.webhook_delay = Duration::from_secs(60);
+    })
+    .await;
+    let mut public = server.connect().await;
+    public.subscribe("lobby").await;
+    let mut member = server.connect().await;
+    member.subscribe_signed("presence-room", Some(r#"{"user_id":"7"}"#)).await;
+    server.stop().await;
+    let mut names = Vec::new();
+    while names.len() < 3 {
+        names.extend(receiver.next().await.names());
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            pair("channel_vacated", "lobby"),
+            pair("channel_vacated", "presence-room"),
+            pair("member_removed", "presence-room")
+        ]
+    );
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use pusher_wire::webhook::WebhookEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Job;
 use super::delivery::{Delivery, Endpoint, Request};
@@ -139,13 +140,19 @@ impl Dispatcher {
         Self { apps, table: DelayTable::new(delay), delivery }
     }
 
-    /// Run until `shutdown`; then send what is held and stop taking events.
-    pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+    /// Run until `shutdown` and until every connection task has ended (their leaving emits the last
+    /// removals); then send what is held, without waiting for the delay, and stop.
+    pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken, connections: TaskTracker) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let connections_gone = async {
+            shutdown.cancelled().await;
+            connections.wait().await;
+        };
+        tokio::pin!(connections_gone);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = &mut connections_gone => break,
                 job = jobs.recv() => match job {
                     Some(job) => {
                         if let Some(event) = self.table.accept(&job.app_id, job.event, job.at) {
