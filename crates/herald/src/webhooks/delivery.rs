@@ -2,10 +2,11 @@
 //! an optional private CA), retried with exponential backoff for up to five
 //! minutes after the event, over a small pool of keep-alive connections.
 //!
-//! Bounded everywhere: at most [`MAX_OUTSTANDING`] requests wait or retry at once (more are dropped
-//! and counted), at most [`MAX_CONCURRENT`] are on the wire, and each endpoint keeps at most
-//! [`MAX_IDLE_PER_ENDPOINT`] idle connections. A failing endpoint therefore cannot grow memory
-//! without bound, and cannot hold up other endpoints' webhooks beyond its share of the wire slots.
+//! Bounded everywhere, and per endpoint: at most [`MAX_OUTSTANDING`] requests wait or retry at once
+//! ([`MAX_OUTSTANDING_PER_ENDPOINT`] for one endpoint; more are dropped and counted), at most
+//! [`MAX_CONCURRENT`] are on the wire ([`MAX_CONCURRENT_PER_ENDPOINT`] for one endpoint), and each
+//! endpoint keeps at most [`MAX_IDLE_PER_ENDPOINT`] idle connections. A failing or hanging endpoint
+//! therefore cannot grow memory without bound, nor take the slots other endpoints need.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,8 +31,12 @@ use tokio_util::task::TaskTracker;
 
 /// Requests waiting, on the wire or between retries, across every endpoint.
 pub const MAX_OUTSTANDING: usize = 10_000;
+/// Requests waiting, on the wire or between retries, for one endpoint.
+pub const MAX_OUTSTANDING_PER_ENDPOINT: usize = 2_000;
 /// Requests on the wire at once.
 pub const MAX_CONCURRENT: usize = 64;
+/// Requests on the wire at once to one endpoint.
+pub const MAX_CONCURRENT_PER_ENDPOINT: usize = 8;
 /// Idle keep-alive connections kept per endpoint.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 8;
 /// A failing webhook is retried until this long after its event (as Pusher does).
@@ -40,14 +45,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// A webhook URL, checked once at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A webhook URL, checked once at start, with its own share of the delivery slots.
+#[derive(Debug)]
 pub struct Endpoint {
     tls: bool,
     host: String,
     port: u16,
     authority: String,
     path: String,
+    outstanding: Arc<Semaphore>,
+    wire: Semaphore,
 }
 
 impl Endpoint {
@@ -60,12 +67,20 @@ impl Endpoint {
             _ => return Err("the URL must start with http:// or https://".into()),
         };
         let authority = uri.authority().ok_or("the URL has no host")?;
+        // `user:password@` would end up in the Host header and the logs.
+        if authority.as_str().contains('@') {
+            return Err(
+                "credentials in the URL are not supported; authenticate with the X-Pusher-Signature header".into()
+            );
+        }
         Ok(Self {
             tls,
             host: authority.host().trim_start_matches('[').trim_end_matches(']').to_owned(),
             port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_owned(),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            outstanding: Arc::new(Semaphore::new(MAX_OUTSTANDING_PER_ENDPOINT)),
+            wire: Semaphore::new(MAX_CONCURRENT_PER_ENDPOINT),
         })
     }
 }
@@ -108,7 +123,7 @@ pub struct Request {
     pub secret: Arc<str>,
     /// The events.
     pub events: Vec<WebhookEvent>,
-    /// When the first of them was ready; retries stop [`RETRY_WINDOW`] after it.
+    /// When it was handed over; retries stop [`RETRY_WINDOW`] after it.
     pub created: Instant,
 }
 
@@ -174,7 +189,14 @@ impl Delivery {
 
     /// Deliver in the background; never waits.
     pub fn send(&self, request: Request) {
-        let Ok(slot) = self.inner.outstanding.clone().try_acquire_owned() else {
+        let slots = request
+            .endpoint
+            .outstanding
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .zip(self.inner.outstanding.clone().try_acquire_owned().ok());
+        let Some(slots) = slots else {
             self.inner.counters.failed.inc_by(request.events.len() as u64);
             tracing::warn!(endpoint = request.endpoint.authority, "too many webhooks outstanding: dropped");
             return;
@@ -182,7 +204,7 @@ impl Delivery {
         let this = self.clone();
         self.inner.tracker.spawn(async move {
             this.deliver(request).await;
-            drop(slot);
+            drop(slots);
         });
     }
 
@@ -216,7 +238,9 @@ impl Delivery {
     }
 
     async fn attempt(&self, request: &Request) -> Result<(), AttemptError> {
-        // The semaphore is never closed, so acquiring only fails after shutdown of the process.
+        // The endpoint's slot first, so an endpoint that hangs queues behind its own share only.
+        // The semaphores are never closed, so acquiring cannot fail.
+        let _endpoint_wire = request.endpoint.wire.acquire().await.map_err(|_| AttemptError::Timeout)?;
         let _wire = self.inner.wire.acquire().await.map_err(|_| AttemptError::Timeout)?;
         // Stamped and signed at each attempt: receivers reject a `time_ms` far from their clock.
         let body = webhook::encode(unix_ms(), &request.events);
@@ -331,6 +355,7 @@ mod tests {
         assert!(secure.tls && secure.port == 443);
         assert!(Endpoint::parse("ftp://x/y").is_err());
         assert!(Endpoint::parse("not a url").is_err());
+        assert!(Endpoint::parse("https://user:secret@hooks.example/h").unwrap_err().contains("credentials"));
         assert!(Endpoint::parse("/relative").is_err());
     }
 }
