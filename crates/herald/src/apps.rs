@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
@@ -19,6 +20,35 @@ pub struct App {
     pub hub: Hub,
     /// Where its webhook events go.
     pub webhooks: Webhooks,
+    /// Open connections of this app, for its quota.
+    connections: AtomicUsize,
+}
+
+impl App {
+    /// An app with no channels and no connections.
+    pub fn new(config: AppConfig, webhooks: Webhooks) -> Self {
+        Self {
+            hub: Hub::new(config.subscription_count, webhooks.clone()),
+            webhooks,
+            config,
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Count a new connection unless the app is at its `max_connections`.
+    pub fn try_connect(&self) -> bool {
+        let previous = self.connections.fetch_add(1, Ordering::Relaxed);
+        if self.config.max_connections.is_some_and(|max| previous >= max) {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Forget a connection counted by [`Self::try_connect`].
+    pub fn disconnect(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Every hosted app, indexed by id and by key.
@@ -33,11 +63,7 @@ impl AppStore {
     pub fn new(configs: &[AppConfig], webhooks: &mpsc::Sender<Job>, dropped: &Counter) -> Self {
         let mut store = Self::default();
         for config in configs {
-            let app = Arc::new(App {
-                hub: Hub::new(config.subscription_count),
-                webhooks: Webhooks::new(config, webhooks.clone(), dropped.clone()),
-                config: config.clone(),
-            });
+            let app = Arc::new(App::new(config.clone(), Webhooks::new(config, webhooks.clone(), dropped.clone())));
             store.by_id.insert(config.id.clone(), app.clone());
             store.by_key.insert(config.key.clone(), app);
         }
@@ -57,5 +83,22 @@ impl AppStore {
     /// Every app.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
         self.by_id.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_quota() {
+        let config = AppConfig { max_connections: Some(2), ..AppConfig::new("1", "k", "s") };
+        let app = App::new(config, Webhooks::disabled());
+        assert!(app.try_connect() && app.try_connect());
+        assert!(!app.try_connect());
+        app.disconnect();
+        assert!(app.try_connect());
+        let unlimited = App::new(AppConfig::new("2", "k2", "s"), Webhooks::disabled());
+        assert!((0..1000).all(|_| unlimited.try_connect()));
     }
 }

@@ -33,7 +33,6 @@ use std::time::Instant;
 
 pub use config::{AppConfig, Config};
 use node::Node;
-use pusher_wire::webhook::{WebhookEvent, WebhookKind};
 use tokio::net::TcpListener;
 
 /// Serve `config` on `listener` until `shutdown` resolves, then close every connection with 4200 and
@@ -75,12 +74,7 @@ async fn tick(node: Arc<Node>) {
         let now = Instant::now();
         ticks += 1;
         for app in node.apps.iter() {
-            for (channel, count) in app.hub.flush_deferred_counts(now) {
-                app.webhooks.emit(WebhookKind::SubscriptionCount, || WebhookEvent::SubscriptionCount {
-                    channel,
-                    subscription_count: count,
-                });
-            }
+            app.hub.flush_deferred_counts(now);
             if ticks.is_multiple_of(TICKS_PER_SWEEP) {
                 app.hub.sweep(now);
             }

@@ -61,7 +61,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.app.hub.disconnect();
+        self.app.disconnect();
         self.node.release();
         self.node.metrics.connections.dec();
     }
@@ -138,11 +138,11 @@ fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
         let shown: String = protocol.chars().take(16).collect();
         return Admission::Refuse(ErrorCode::UnsupportedProtocol, format!("Protocol version {shown} not supported"));
     }
-    if !app.hub.try_connect(app.config.max_connections) {
+    if !app.try_connect() {
         return Admission::Refuse(ErrorCode::AppOverQuota, "App connection quota exceeded".into());
     }
     if !node.try_admit() {
-        app.hub.disconnect();
+        app.disconnect();
         return Admission::Refuse(ErrorCode::OverCapacity, "Server at capacity, retry later".into());
     }
     node.metrics.connections.inc();

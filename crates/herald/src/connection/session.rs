@@ -84,9 +84,7 @@ impl Session {
     /// Leave every channel and sign out (the connection is closing).
     pub fn leave_all(&mut self, now: Instant) {
         for (channel, _) in self.subscriptions.drain() {
-            if let Some(left) = self.app.hub.unsubscribe(channel.as_str(), self.outbox.id(), now) {
-                subscribe::announce_leave(&self.app, channel.as_str(), left);
-            }
+            self.app.hub.unsubscribe(channel.as_str(), self.outbox.id(), now);
         }
         if let Some(user) = self.user.take() {
             self.app.hub.users.sign_out(&user.id, self.outbox.id(), &user.watchlist);

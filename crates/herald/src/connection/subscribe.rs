@@ -13,13 +13,11 @@ use pusher_wire::frame::client::Subscribe;
 use pusher_wire::frame::server::{self, SubscriptionErrorType};
 use pusher_wire::limits::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 use pusher_wire::presence::PresenceMember;
-use pusher_wire::webhook::{WebhookEvent, WebhookKind};
 use pusher_wire::{ChannelKind, ChannelName, RawJson};
 
 use super::outbox::Frame;
 use super::session::Session;
-use crate::apps::App;
-use crate::hub::{CacheReplay, JoinError, Joined, Left};
+use crate::hub::{CacheReplay, JoinError};
 
 /// Handle `pusher:subscribe`.
 pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replies: &mut Vec<Frame>) {
@@ -71,7 +69,6 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
     };
     match session.app.hub.subscribe(&channel, &session.outbox, member.as_ref(), now) {
         Ok(joined) => {
-            announce_join(&session.app, channel.as_str(), member.as_ref(), &joined);
             replies.push(match joined.presence_snapshot {
                 Some(snapshot) => snapshot.into(),
                 None => server::subscription_succeeded(channel.as_str()).into(),
@@ -91,51 +88,8 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
 
 /// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher.
 pub fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
-    if session.subscriptions.remove(channel).is_some()
-        && let Some(left) = session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now)
-    {
-        announce_leave(&session.app, channel.as_str(), left);
-    }
-}
-
-/// The webhooks of a join: `channel_occupied`, then `member_added`, `subscription_count` and
-/// `cache_miss` as they apply.
-fn announce_join(app: &App, channel: &str, member: Option<&PresenceMember>, joined: &Joined) {
-    let hooks = &app.webhooks;
-    if joined.occupied {
-        hooks.emit(WebhookKind::ChannelOccupied, || WebhookEvent::ChannelOccupied { channel: channel.into() });
-    }
-    if let Some(member) = member.filter(|_| joined.member_added) {
-        hooks.emit(WebhookKind::MemberAdded, || WebhookEvent::MemberAdded {
-            channel: channel.into(),
-            user_id: member.user_id.clone(),
-        });
-    }
-    if let Some(count) = joined.count_sent {
-        hooks.emit(WebhookKind::SubscriptionCount, || WebhookEvent::SubscriptionCount {
-            channel: channel.into(),
-            subscription_count: count,
-        });
-    }
-    if joined.cache == CacheReplay::Miss {
-        hooks.emit(WebhookKind::CacheMiss, || WebhookEvent::CacheMiss { channel: channel.into() });
-    }
-}
-
-/// The webhooks of a leave: `member_removed`, `subscription_count`, then `channel_vacated`.
-pub fn announce_leave(app: &App, channel: &str, left: Left) {
-    let hooks = &app.webhooks;
-    if let Some(user_id) = left.member_removed {
-        hooks.emit(WebhookKind::MemberRemoved, || WebhookEvent::MemberRemoved { channel: channel.into(), user_id });
-    }
-    if let Some(count) = left.count_sent {
-        hooks.emit(WebhookKind::SubscriptionCount, || WebhookEvent::SubscriptionCount {
-            channel: channel.into(),
-            subscription_count: count,
-        });
-    }
-    if left.vacated {
-        hooks.emit(WebhookKind::ChannelVacated, || WebhookEvent::ChannelVacated { channel: channel.into() });
+    if session.subscriptions.remove(channel).is_some() {
+        session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
     }
 }
 

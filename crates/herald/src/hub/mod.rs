@@ -5,13 +5,13 @@
 //! encodes its frame once and queues the same bytes in every subscriber's outbox; it returns once
 //! every current subscriber has the frame queued, without waiting for any socket.
 
+mod announce;
 mod channel;
 mod presence;
 mod shards;
 mod users;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use self::channel::{Channel, ChannelState, CountUpdate, Subscriber};
 use self::shards::ShardedMap;
 pub use self::users::{Users, WatchlistStatus};
 use crate::connection::outbox::{ConnId, Frame, Outbox};
+use crate::webhooks::Webhooks;
 
 /// One app's channels.
 #[derive(Debug)]
@@ -36,8 +37,8 @@ pub struct Hub {
     send_counts: bool,
     /// Channels whose count update the throttle held back.
     deferred_counts: Mutex<HashSet<Box<str>>>,
-    /// Open connections of this app, for its quota.
-    connections: AtomicUsize,
+    /// Where the webhook events of joins and leaves go, emitted under the channel's lock.
+    webhooks: Webhooks,
 }
 
 /// What a subscriber gets right after `subscription_succeeded`, and what changed.
@@ -101,35 +102,15 @@ pub struct ChannelInfo {
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new(send_counts: bool) -> Self {
+    /// An empty hub emitting join and leave webhooks into `webhooks`.
+    pub fn new(send_counts: bool, webhooks: Webhooks) -> Self {
         Self {
             channels: ShardedMap::default(),
             users: Users::default(),
             send_counts,
             deferred_counts: Mutex::default(),
-            connections: AtomicUsize::new(0),
+            webhooks,
         }
-    }
-
-    /// Count a new connection of this app unless that would pass `max`.
-    pub fn try_connect(&self, max: Option<usize>) -> bool {
-        let previous = self.connections.fetch_add(1, Ordering::Relaxed);
-        if max.is_some_and(|max| previous >= max) {
-            self.connections.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    /// Forget a connection counted by [`Self::try_connect`].
-    pub fn disconnect(&self) {
-        self.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Open connections of this app.
-    pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
     }
 
     /// Subscribe a connection. `member` is its presence identity on presence channels. On success the
@@ -149,7 +130,10 @@ impl Hub {
             let mut state = entry.lock();
             let mut joined = join(&mut state, name, kind, outbox, member, now);
             match &mut joined {
-                Ok(joined) => joined.count_sent = self.after_count_change(&mut state, name, kind, now),
+                Ok(joined) => {
+                    joined.count_sent = self.after_count_change(&mut state, name, kind, now);
+                    announce::joined(&self.webhooks, name, member, joined);
+                }
                 Err(_) if state.is_idle(now) => {
                     shard.remove(name);
                 }
@@ -173,6 +157,7 @@ impl Hub {
                 left.member_removed = Some(user_id.into());
             }
             left.count_sent = self.after_count_change(&mut state, channel, entry.kind(), now);
+            announce::left(&self.webhooks, channel, &left);
             if state.is_idle(now) {
                 shard.remove(channel);
             }
@@ -261,6 +246,7 @@ impl Hub {
             let mut state = entry.lock();
             if state.deferred_count_due(now) {
                 state.broadcast(&count_frame(&name, &state), None);
+                announce::count_changed(&self.webhooks, &name, state.subscribers.len());
                 sent.push((name.into_string(), state.subscribers.len()));
             } else if state.count_pending {
                 self.defer_count(&name);
@@ -404,7 +390,7 @@ mod tests {
 
     #[test]
     fn publish_reaches_every_subscriber_but_the_excluded_one() {
-        let hub = Hub::new(false);
+        let hub = Hub::new(false, Webhooks::disabled());
         let now = Instant::now();
         let (a, b) = (outbox(1), outbox(2));
         hub.subscribe(&channel("chat"), &a, None, now).unwrap();
@@ -418,7 +404,7 @@ mod tests {
 
     #[test]
     fn last_unsubscribe_drops_the_channel() {
-        let hub = Hub::new(false);
+        let hub = Hub::new(false, Webhooks::disabled());
         let now = Instant::now();
         let a = outbox(1);
         assert!(hub.subscribe(&channel("chat"), &a, None, now).unwrap().occupied);
@@ -429,7 +415,7 @@ mod tests {
 
     #[test]
     fn presence_members_are_announced_once_per_user() {
-        let hub = Hub::new(true);
+        let hub = Hub::new(true, Webhooks::disabled());
         let now = Instant::now();
         let room = channel("presence-room");
         let (a1, b1, a2) = (outbox(1), outbox(2), outbox(3));
@@ -451,7 +437,7 @@ mod tests {
 
     #[test]
     fn presence_channels_refuse_the_101st_member_but_not_another_tab() {
-        let hub = Hub::new(false);
+        let hub = Hub::new(false, Webhooks::disabled());
         let now = Instant::now();
         let room = channel("presence-big");
         for i in 0..100 {
@@ -466,7 +452,7 @@ mod tests {
 
     #[test]
     fn cache_channels_replay_the_last_event_until_it_expires() {
-        let hub = Hub::new(false);
+        let hub = Hub::new(false, Webhooks::disabled());
         let now = Instant::now();
         let cache = channel("cache-news");
         assert_eq!(hub.subscribe(&cache, &outbox(1), None, now).unwrap().cache, CacheReplay::Miss);
@@ -487,7 +473,7 @@ mod tests {
 
     #[test]
     fn subscription_counts_reach_every_subscriber() {
-        let hub = Hub::new(true);
+        let hub = Hub::new(true, Webhooks::disabled());
         let start = Instant::now();
         let later = |n: u32| start + SMALL_CHANNEL_COUNT_INTERVAL * n;
         let (a, b) = (outbox(1), outbox(2));
@@ -502,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_subscribe_loop_costs_the_others_one_count_per_interval() {
-        let hub = Hub::new(true);
+        let hub = Hub::new(true, Webhooks::disabled());
         let start = Instant::now();
         let watcher = outbox(1);
         hub.subscribe(&channel("c"), &watcher, None, start).unwrap();
@@ -520,7 +506,7 @@ mod tests {
 
     #[test]
     fn counts_on_large_channels_are_throttled_and_flushed_later() {
-        let hub = Hub::new(true);
+        let hub = Hub::new(true, Webhooks::disabled());
         let start = Instant::now();
         let subscribers: Vec<_> = (0..200).map(outbox).collect();
         for s in &subscribers {
@@ -534,17 +520,5 @@ mod tests {
         hub.flush_deferred_counts(start + Duration::from_secs(5));
         assert_eq!(drain(&subscribers[0]), ["pusher_internal:subscription_count"]);
         assert_eq!(drain(&subscribers[199]).len(), 1);
-    }
-
-    #[test]
-    fn app_connection_quota() {
-        let hub = Hub::new(false);
-        assert!(hub.try_connect(Some(2)));
-        assert!(hub.try_connect(Some(2)));
-        assert!(!hub.try_connect(Some(2)));
-        hub.disconnect();
-        assert!(hub.try_connect(Some(2)));
-        assert!(hub.try_connect(None));
-        assert_eq!(hub.connection_count(), 3);
     }
 }

@@ -54,6 +54,11 @@ impl Webhooks {
         Self { app_id: app.id.as_str().into(), wanted, sender, dropped }
     }
 
+    /// A handle that emits nothing (an app without webhooks, tests).
+    pub fn disabled() -> Self {
+        Self { app_id: "".into(), wanted: 0, sender: None, dropped: Counter::default() }
+    }
+
     /// Whether any endpoint wants events of `kind`.
     pub fn wants(&self, kind: WebhookKind) -> bool {
         self.wanted & bit(kind) != 0
