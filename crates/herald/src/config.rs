@@ -155,6 +155,13 @@ impl Config {
         }
     }
 
+    /// The largest WebSocket message a client may send: the largest client event any app allows,
+    /// plus room for its envelope, and never under 64 KiB.
+    pub fn max_client_message_bytes(&self) -> usize {
+        let largest_event = self.apps.iter().map(|app| app.max_event_bytes).max().unwrap_or(0);
+        (64 * 1024).max(largest_event.saturating_add(16 * 1024))
+    }
+
     /// Read a TOML configuration file. Values it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -188,9 +195,12 @@ impl Config {
         if self.apps.is_empty() {
             return Err(ConfigError::NoApps);
         }
-        if self.activity_timeout.as_secs() == 0 {
-            // pusher-js refuses a handshake whose activity_timeout is 0.
-            return Err(ConfigError::Invalid("activity timeout must be at least one second".into()));
+        // pusher-js refuses a handshake whose activity_timeout is 0; a day is already far beyond
+        // what keeps a connection through NATs and proxies.
+        check_range("activity timeout (seconds)", self.activity_timeout.as_secs(), 1, 86_400)?;
+        check_range("pong timeout (seconds)", self.pong_timeout.as_secs(), 1, 3_600)?;
+        for app in &self.apps {
+            check_range("max_event_bytes", app.max_event_bytes as u64, 1, 16 << 20)?;
         }
         if let Some(path) = &self.webhook_ca_file {
             crate::webhooks::delivery::tls_config(Some(path))
@@ -211,6 +221,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+fn check_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!("{what} is {value}; it must be between {min} and {max}")))
     }
 }
 
@@ -304,6 +322,13 @@ mod tests {
         check(vec![AppConfig::new("1", "k", "s"), AppConfig::new("1", "k2", "s")], "share the id");
         check(vec![AppConfig::new("1", "k", "s"), AppConfig::new("2", "k", "s")], "share the key");
         assert!(Config::from_toml("apps = 3").unwrap_err().to_string().contains("invalid configuration"));
+        let app = || vec![AppConfig::new("1", "k", "s")];
+        let mut config = Config::new(IpAddr::from([127, 0, 0, 1]), 0, app());
+        config.pong_timeout = std::time::Duration::ZERO;
+        assert!(config.validate().unwrap_err().to_string().contains("pong timeout"));
+        let mut config = Config::new(IpAddr::from([127, 0, 0, 1]), 0, app());
+        config.activity_timeout = std::time::Duration::from_secs(u64::MAX);
+        assert!(config.validate().unwrap_err().to_string().contains("activity timeout"));
         assert!(Config::from_toml("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\ntypo = 1").is_err());
     }
 }

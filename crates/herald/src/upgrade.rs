@@ -16,7 +16,9 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use pusher_wire::ErrorCode;
+use pusher_wire::error::excerpt;
 use pusher_wire::limits::PROTOCOL_VERSION;
+use pusher_wire::rest::auth::QueryParams;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -34,17 +36,14 @@ use crate::rest::error::ApiError;
 const READ_BUFFER_BYTES: usize = 512;
 /// Frames are written to the socket once this much is buffered, and at every flush.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-/// Largest message a client may send: a 10 KB client event plus its envelope, with room to spare.
-/// Bigger messages close the connection with 1009.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-
-/// The WebSocket settings of every connection.
-pub fn websocket_config() -> WebSocketConfig {
+/// The WebSocket settings of every connection; messages larger than `max_message` close the
+/// connection with 1009.
+pub fn websocket_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
 }
 
 /// Whether a connection may proceed once upgraded.
@@ -75,6 +74,7 @@ pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> R
     let admission = admit(node, key, request.uri().query());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let node = node.clone();
+    let config = websocket_config(node.config.max_client_message_bytes());
     // Spawned before the 101 is returned: the upgrade completes only once hyper has sent it.
     node.connections.clone().spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -84,8 +84,7 @@ pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> R
                 return;
             }
         };
-        let socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(websocket_config())).await;
+        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         match admission {
             Admission::Accept(app, slot) => {
                 connection::serve(socket, app, node).await;
@@ -127,16 +126,15 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 /// Admission checks in Pusher's order: app key, protocol version, app quota, server capacity.
 fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
     let Some(app) = node.apps.by_key(key) else {
-        let shown: String = key.chars().take(64).collect();
-        return Admission::Refuse(ErrorCode::AppNotFound, format!("App key {shown} does not exist"));
+        return Admission::Refuse(ErrorCode::AppNotFound, format!("App key {} does not exist", excerpt(key, 64)));
     };
-    let protocol = query.and_then(|q| form_urlencoded_get(q, "protocol"));
+    let params = QueryParams::parse(query.unwrap_or(""));
     // pusher-js always sends protocol=7; a client that sends none is assumed to speak 7.
-    if let Some(protocol) = protocol
+    if let Some(protocol) = params.get("protocol")
         && !protocol.parse::<u32>().is_ok_and(|p| (5..=PROTOCOL_VERSION).contains(&p))
     {
-        let shown: String = protocol.chars().take(16).collect();
-        return Admission::Refuse(ErrorCode::UnsupportedProtocol, format!("Protocol version {shown} not supported"));
+        let message = format!("Protocol version {} not supported", excerpt(protocol, 16));
+        return Admission::Refuse(ErrorCode::UnsupportedProtocol, message);
     }
     if !app.try_connect() {
         return Admission::Refuse(ErrorCode::AppOverQuota, "App connection quota exceeded".into());
@@ -148,11 +146,4 @@ fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
     node.metrics.connections.inc();
     node.metrics.connections_opened.inc();
     Admission::Accept(app.clone(), Slot { node: node.clone(), app: app.clone() })
-}
-
-fn form_urlencoded_get(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
-    })
 }

@@ -104,7 +104,15 @@ async fn malformed_frames_get_pusher_error_and_the_connection_stays_usable() {
     }
     let huge_name = "x".repeat(60_000);
     bad.send(json!({"event": "pusher:subscribe", "data": {"channel": huge_name}})).await;
-    assert_eq!(bad.expect("pusher:subscription_error").await["data"]["status"], 400);
+    let refused = bad.expect("pusher:subscription_error").await;
+    assert_eq!(refused["data"]["status"], 400);
+    // The whole name, so that pusher-js finds the channel object to report to; the message only
+    // quotes the start of it.
+    assert_eq!(refused["channel"], huge_name);
+    assert!(refused["data"]["error"].as_str().unwrap().len() < 300);
+    bad.expect("pusher:error").await;
+    // An invalid name in other frames is a plain pusher:error.
+    bad.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "a b"}})).await;
     bad.expect("pusher:error").await;
     bad.send(json!({"event": "pusher:subscribe", "data": {"channel": "a b"}})).await;
     assert_eq!(bad.expect("pusher:subscription_error").await["channel"], "a b");

@@ -203,10 +203,20 @@ pub enum FrameError {
         /// What it should have been, e.g. "a string".
         expected: &'static str,
     },
-    /// The channel named in the frame is not a valid channel name.
-    #[error("invalid channel {channel:?}: {source}")]
+    /// A `pusher:subscribe` names an invalid channel. Kept apart from [`Self::InvalidChannel`]
+    /// because the refusal is also reported on the channel itself (`pusher:subscription_error`).
+    #[error("invalid channel {:?}: {source}", excerpt(.channel, EXCERPT_CHARS))]
+    InvalidSubscription {
+        /// The name as received, in full (the WebSocket message limit bounds it), so a client can
+        /// match the refusal to its channel object.
+        channel: String,
+        /// Why it is invalid.
+        source: ChannelNameError,
+    },
+    /// Another frame names an invalid channel.
+    #[error("invalid channel {:?}: {source}", excerpt(.channel, EXCERPT_CHARS))]
     InvalidChannel {
-        /// The name as received (truncated when very long).
+        /// The name as received.
         channel: String,
         /// Why it is invalid.
         source: ChannelNameError,
@@ -407,14 +417,17 @@ impl TriggerError {
     }
 }
 
-/// Cut a client-supplied string to a length fit for an error message.
-pub(crate) fn excerpt(s: &str) -> String {
-    const MAX: usize = 64;
-    match s.char_indices().nth(MAX) {
+/// Cut a client-supplied string to at most `max_chars` characters (plus an ellipsis) for an error
+/// message, so that a huge input is never echoed whole.
+pub fn excerpt(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),
     }
 }
+
+/// The length error messages quote client input at.
+pub(crate) const EXCERPT_CHARS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -441,8 +454,8 @@ mod tests {
 
     #[test]
     fn excerpt_cuts_long_strings_on_char_boundaries() {
-        assert_eq!(excerpt("short"), "short");
+        assert_eq!(excerpt("short", EXCERPT_CHARS), "short");
         let long = "é".repeat(100);
-        assert_eq!(excerpt(&long).chars().count(), 65);
+        assert_eq!(excerpt(&long, EXCERPT_CHARS).chars().count(), 65);
     }
 }

@@ -139,14 +139,7 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
             () = &mut shutdown => return Exit::Shutdown,
             batch = outbox.next_batch() => match batch {
                 Batch::Frames(frames) => {
-                    // A client that stopped reading blocks this write; its outbox then overflows and
-                    // the kill switch ends the write at once instead of after the write timeout.
-                    let written = tokio::select! {
-                        biased;
-                        reason = outbox.killed() => Err(Exit::Killed(reason)),
-                        written = write(socket, frames, config.outbox.write_timeout) => written,
-                    };
-                    if let Err(exit) = written {
+                    if let Err(exit) = write_unless_killed(socket, &outbox, frames, config.outbox.write_timeout).await {
                         return exit;
                     }
                 }
@@ -155,6 +148,10 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
             message = socket.next() => {
                 let now = Instant::now();
                 heartbeat.heard(now);
+                // What was queued before this message goes out before its replies: after an
+                // unsubscribe and a new subscribe, the old subscription's frames must not follow
+                // the new `subscription_succeeded`.
+                let mut out = outbox.take_queued();
                 match message {
                     Some(Ok(Message::Text(text))) => session.handle(text.as_str(), now, &mut replies, &node.metrics),
                     // Protocol 7 is text only, but decoding UTF-8 binary frames costs nothing.
@@ -176,8 +173,9 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                     }
                     Some(Err(_)) | None => return Exit::ClientGone,
                 }
-                if !replies.is_empty()
-                    && let Err(exit) = write(socket, replies.drain(..), config.outbox.write_timeout).await
+                out.extend(replies.drain(..));
+                if !out.is_empty()
+                    && let Err(exit) = write_unless_killed(socket, &outbox, out, config.outbox.write_timeout).await
                 {
                     return exit;
                 }
@@ -196,6 +194,22 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                 timer.as_mut().reset(heartbeat.deadline().into());
             },
         }
+    }
+}
+
+/// [`write`], ended at once if the outbox's kill switch is set meanwhile: a client that stopped
+/// reading blocks the write, its outbox overflows, and it is dropped then rather than after the
+/// write timeout.
+async fn write_unless_killed(
+    socket: &mut Socket,
+    outbox: &Outbox,
+    frames: impl IntoIterator<Item = Frame>,
+    timeout: Duration,
+) -> Result<(), Exit> {
+    tokio::select! {
+        biased;
+        reason = outbox.killed() => Err(Exit::Killed(reason)),
+        written = write(socket, frames, timeout) => written,
     }
 }
 

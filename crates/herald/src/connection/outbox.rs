@@ -142,6 +142,16 @@ impl Outbox {
         .await
     }
 
+    /// Take whatever is queued now, without waiting (nothing once killed).
+    pub fn take_queued(&self) -> VecDeque<Frame> {
+        let mut state = self.lock();
+        if state.kill.is_some() {
+            return VecDeque::new();
+        }
+        state.bytes = 0;
+        std::mem::take(&mut state.frames)
+    }
+
     /// Wait for the kill switch only (frames stay queued). Used while a write is in progress, so a
     /// connection stuck writing to a client that stopped reading is dropped as soon as it is killed.
     pub async fn killed(&self) -> Kill {

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pusher_wire::frame::server::{self, SubscriptionErrorType::LimitReached};
+use pusher_wire::error::FrameError;
+use pusher_wire::frame::server::{self, SubscriptionErrorType::InvalidRequest, SubscriptionErrorType::LimitReached};
 use pusher_wire::{ChannelName, ClientFrame, ErrorCode, SocketId};
 
 use super::client_event;
@@ -77,7 +78,7 @@ impl Session {
             Ok(ClientFrame::Other { event }) => {
                 tracing::debug!(socket_id = %self.socket_id, event, "ignored unknown event");
             }
-            Err(error) => subscribe::refuse_frame(&error, replies),
+            Err(error) => refuse_frame(&error, replies),
         }
     }
 
@@ -90,4 +91,14 @@ impl Session {
             self.app.hub.users.sign_out(&user.id, self.outbox.id(), &user.watchlist);
         }
     }
+}
+
+/// Answer a frame that could not be understood: `pusher:error`, and for a subscription to an
+/// invalid channel name also `pusher:subscription_error` on that name, so the client's channel
+/// object (and Laravel Echo's `.error()`) hears about it.
+fn refuse_frame(error: &FrameError, replies: &mut Vec<Frame>) {
+    if let FrameError::InvalidSubscription { channel, .. } = error {
+        replies.push(server::subscription_error(channel, InvalidRequest, &error.to_string(), 400).into());
+    }
+    replies.push(server::error(None, &error.to_string()).into());
 }

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use pusher_wire::auth;
-use pusher_wire::error::{AuthError, FrameError, PresenceError};
+use pusher_wire::error::{AuthError, PresenceError, excerpt};
 use pusher_wire::frame::client::Subscribe;
 use pusher_wire::frame::server::{self, SubscriptionErrorType};
 use pusher_wire::limits::MAX_SUBSCRIPTIONS_PER_CONNECTION;
@@ -103,17 +103,6 @@ fn presence_member(session: &Session, channel_data: Option<&str>) -> Result<Pres
     }
 }
 
-/// Answer a frame that could not be parsed. An invalid channel name in a subscription is also
-/// reported on that channel, so the client's channel object hears about it.
-pub fn refuse_frame(error: &FrameError, replies: &mut Vec<Frame>) {
-    if let FrameError::InvalidChannel { channel, .. } = error {
-        replies.push(
-            server::subscription_error(channel, SubscriptionErrorType::AuthError, &error.to_string(), 400).into(),
-        );
-    }
-    replies.push(server::error(None, &error.to_string()).into());
-}
-
 /// Check the token of a private, encrypted or presence subscription. Presence tokens sign the
 /// `channel_data` as received. A private subscription that carries `channel_data` anyway may have it
 /// signed or not (some servers fold it in), so both forms are accepted.
@@ -139,7 +128,7 @@ fn authorize(
 fn refuse_auth(replies: &mut Vec<Frame>, channel: &ChannelName, token: Option<&str>, error: &AuthError) {
     refuse(replies, channel, SubscriptionErrorType::AuthError, &error.to_string(), 401);
     // The token is the client's own input, echoed for debugging; a valid one is under 100 bytes.
-    let token: Option<String> = token.map(|t| t.chars().take(128).collect());
+    let token: Option<String> = token.map(|t| excerpt(t, 128));
     let token = token.as_deref();
     // Hosted Pusher's own wording, for apps that log connection errors.
     let message = match error {

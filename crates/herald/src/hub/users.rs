@@ -133,6 +133,7 @@ impl Users {
     }
 
     /// Whether at least one connection is signed in as `user_id`.
+    #[cfg(test)]
     pub fn is_online(&self, user_id: &str) -> bool {
         self.entries.with_shard(user_id, |shard| shard.get(user_id).is_some_and(|e| !e.connections.is_empty()))
     }

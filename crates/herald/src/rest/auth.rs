@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pusher_wire::error::RestAuthError;
+use pusher_wire::error::{RestAuthError, excerpt};
 use pusher_wire::rest::auth::{QueryParams, verify_body, verify_query};
 
 use super::error::ApiError;
@@ -47,9 +47,5 @@ pub fn check_body(params: &QueryParams, body: &[u8]) -> Result<(), ApiError> {
 
 /// The error for an app id no app has.
 pub fn unknown_app(id: &str) -> ApiError {
-    ApiError::NotFound(format!("unknown app id {:?}", excerpt(id)))
-}
-
-fn excerpt(s: &str) -> String {
-    s.chars().take(64).collect()
+    ApiError::NotFound(format!("unknown app id {:?}", excerpt(id, 64)))
 }

@@ -77,7 +77,15 @@ impl Webhooks {
 }
 
 fn bit(kind: WebhookKind) -> u8 {
-    1 << WebhookKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+    1 << match kind {
+        WebhookKind::ChannelOccupied => 0,
+        WebhookKind::ChannelVacated => 1,
+        WebhookKind::MemberAdded => 2,
+        WebhookKind::MemberRemoved => 3,
+        WebhookKind::ClientEvent => 4,
+        WebhookKind::CacheMiss => 5,
+        WebhookKind::SubscriptionCount => 6,
+    }
 }
 
 #[cfg(test)]

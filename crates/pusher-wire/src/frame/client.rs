@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::RawJson;
 use crate::channel::ChannelName;
-use crate::error::{FrameError, excerpt};
+use crate::error::{EXCERPT_CHARS, FrameError, excerpt};
 use crate::event::{is_client_event, validate_event_name};
 use crate::raw_json::is_object_text;
 
@@ -117,7 +117,7 @@ impl ClientFrame {
                     data: envelope.data.map(RawJson::from_raw),
                 }))
             }
-            _ => Ok(Self::Other { event: excerpt(&event) }),
+            _ => Ok(Self::Other { event: excerpt(&event, EXCERPT_CHARS) }),
         }
     }
 }
@@ -125,15 +125,16 @@ impl ClientFrame {
 fn parse_subscribe(data: Option<&RawValue>) -> Result<ClientFrame, FrameError> {
     let mut data = data_object(data)?;
     let channel = take_string(&mut data, "channel")?.ok_or(FrameError::MissingField("channel"))?;
+    let valid = ChannelName::parse(&channel).map_err(|source| FrameError::InvalidSubscription { channel, source })?;
     Ok(ClientFrame::Subscribe(Subscribe {
-        channel: channel_name(&channel)?,
+        channel: valid,
         auth: take_string(&mut data, "auth")?,
         channel_data: take_string(&mut data, "channel_data")?,
     }))
 }
 
 fn channel_name(name: &str) -> Result<ChannelName, FrameError> {
-    ChannelName::parse(name).map_err(|source| FrameError::InvalidChannel { channel: excerpt(name), source })
+    ChannelName::parse(name).map_err(|source| FrameError::InvalidChannel { channel: name.to_owned(), source })
 }
 
 /// A top-level string field; `null` counts as absent.
@@ -290,6 +291,10 @@ mod tests {
         );
         check(
             r#"{"event":"pusher:subscribe","data":{"channel":"a b"}}"#,
+            FrameError::InvalidSubscription { channel: "a b".into(), source: ChannelNameError::InvalidCharacter(' ') },
+        );
+        check(
+            r#"{"event":"pusher:unsubscribe","data":{"channel":"a b"}}"#,
             FrameError::InvalidChannel { channel: "a b".into(), source: ChannelNameError::InvalidCharacter(' ') },
         );
         check(r#"{"event":"pusher:signin","data":{"auth":"k:s"}}"#, FrameError::MissingField("user_data"));
@@ -303,12 +308,14 @@ mod tests {
     }
 
     #[test]
-    fn huge_strings_are_refused_without_echoing_them_whole() {
+    fn huge_strings_are_refused_without_quoting_them_whole() {
         let name = "x".repeat(100_000);
         let text = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{name}"}}}}"#);
-        let Err(FrameError::InvalidChannel { channel, source }) = parse(&text) else { panic!("accepted") };
+        let Err(error @ FrameError::InvalidSubscription { .. }) = parse(&text) else { panic!("accepted") };
+        assert!(error.to_string().len() < 200, "the message quotes an excerpt");
+        let FrameError::InvalidSubscription { channel, source } = error else { unreachable!() };
         assert_eq!(source, ChannelNameError::TooLong { len: 100_000, max: 200 });
-        assert!(channel.len() < 100);
+        assert_eq!(channel.len(), 100_000, "the channel field keeps the name whole");
         let Ok(ClientFrame::Other { event }) = parse(&format!(r#"{{"event":"{name}"}}"#)) else { panic!() };
         assert!(event.len() < 100);
     }

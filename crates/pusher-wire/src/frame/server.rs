@@ -21,6 +21,8 @@ pub enum SubscriptionErrorType {
     AuthError,
     /// A limit was reached (presence members, ...).
     LimitReached,
+    /// The subscription itself is malformed (an invalid channel name).
+    InvalidRequest,
 }
 
 impl SubscriptionErrorType {
@@ -28,6 +30,7 @@ impl SubscriptionErrorType {
         match self {
             Self::AuthError => "AuthError",
             Self::LimitReached => "LimitReached",
+            Self::InvalidRequest => "InvalidRequest",
         }
     }
 }

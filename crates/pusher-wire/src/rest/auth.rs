@@ -7,7 +7,7 @@
 //! they encode the wire query (Guzzle percent-encodes, Node and Python send values raw), which is why
 //! values are decoded before signing. The clock is the caller's: `now` is passed in.
 
-use crate::error::RestAuthError;
+use crate::error::{EXCERPT_CHARS, RestAuthError};
 use crate::limits::REST_TIMESTAMP_WINDOW_SECS;
 use crate::sign::{constant_time_eq, hmac_sha256_hex, md5_hex};
 
@@ -129,7 +129,10 @@ pub fn verify_query(
     let string_to_sign = string_to_sign(method, path, params);
     let expected = hmac_sha256_hex(secret.as_bytes(), string_to_sign.as_bytes());
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return Err(RestAuthError::InvalidSignature { string_to_sign, given: crate::error::excerpt(given) });
+        return Err(RestAuthError::InvalidSignature {
+            string_to_sign,
+            given: crate::error::excerpt(given, EXCERPT_CHARS),
+        });
     }
     Ok(())
 }

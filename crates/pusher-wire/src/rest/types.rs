@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use crate::channel::ChannelName;
-use crate::error::{TriggerError, excerpt};
+use crate::error::{EXCERPT_CHARS, TriggerError, excerpt};
 use crate::event::validate_event_name;
 use crate::limits::{MAX_CHANNELS_PER_TRIGGER, MAX_EVENT_DATA_BYTES, MAX_EVENTS_PER_BATCH};
 use crate::raw_json::is_object_text;
@@ -53,7 +53,7 @@ impl Info {
                 "user_count" => info.user_count = true,
                 "subscription_count" => info.subscription_count = true,
                 "cache" => info.cache = true,
-                other => return Err(TriggerError::UnknownInfo(excerpt(other))),
+                other => return Err(TriggerError::UnknownInfo(excerpt(other, EXCERPT_CHARS))),
             }
         }
         Ok(info)
@@ -195,7 +195,8 @@ fn from_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, TriggerError
 }
 
 fn channel_name(name: &str) -> Result<ChannelName, TriggerError> {
-    ChannelName::parse(name).map_err(|source| TriggerError::InvalidChannel { channel: excerpt(name), source })
+    ChannelName::parse(name)
+        .map_err(|source| TriggerError::InvalidChannel { channel: excerpt(name, EXCERPT_CHARS), source })
 }
 
 fn validate_event(name: &str, data: &str, limits: &TriggerLimits) -> Result<(), TriggerError> {
