@@ -1,5 +1,6 @@
-//! [`Node`]: the one `Arc` every task holds. A plain bag of handles: configuration, apps (each with
-//! its hub), the shutdown signal and task tracker, metrics, and the counters that make socket ids.
+//! [`Node`]: the one `Arc` every task holds: configuration, apps (each with its hub), the shutdown
+//! signal, the task trackers, metrics, and the two counters that belong to the whole process (socket
+//! ids and the connection cap).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;

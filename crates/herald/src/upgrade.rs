@@ -31,8 +31,8 @@ use crate::rest::error::ApiError;
 /// Read buffer per connection. tungstenite allocates it eagerly (its default is 128 KiB) and reads
 /// at most this much per syscall. Client frames are small (a subscribe with auth is about 200 bytes);
 /// a larger one grows the buffer on demand and takes a few more reads. Measured with
-/// `scripts/bench connect` at 10,000 connections: 2 KiB gave 5.6 KiB of RSS per idle connection,
-/// 1 KiB 4.6 KiB, 512 bytes 4.1 KiB.
+/// `scripts/bench connect`: 2 KiB gave 5.6 KiB of RSS per idle connection, 1 KiB 4.6 KiB, 512 bytes
+/// 3.9-4.1 KiB.
 const READ_BUFFER_BYTES: usize = 512;
 /// Frames are written to the socket once this much is buffered, and at every flush.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;

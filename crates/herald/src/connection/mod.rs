@@ -74,7 +74,10 @@ impl Exit {
 
     /// The `pusher:error` and close frame to send, if the socket is still usable.
     fn close_frame(&self) -> Option<(Option<ErrorCode>, CloseCode, &'static str)> {
-        let pusher = |code: ErrorCode, reason| Some((Some(code), CloseCode::Library(code.code()), reason));
+        let pusher = |code: ErrorCode, reason| {
+            debug_assert!(code.is_close_code(), "{code:?} is a pusher:error code only");
+            Some((Some(code), CloseCode::Library(code.code()), reason))
+        };
         match self {
             Self::ClientClosed | Self::ClientGone | Self::WriteTimeout => None,
             Self::ProtocolError(tungstenite::Error::Capacity(_)) => Some((None, CloseCode::Size, "Message too big")),
@@ -135,6 +138,9 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
     tokio::pin!(timer, shutdown);
     let mut replies = Vec::new();
     loop {
+        // Not `biased`: polling the outbox first would let a busy broadcast starve the client's own
+        // frames (its pings), and polling the socket first the other way round. Shutdown is seen
+        // within an iteration either way.
         tokio::select! {
             () = &mut shutdown => return Exit::Shutdown,
             batch = outbox.next_batch() => match batch {
