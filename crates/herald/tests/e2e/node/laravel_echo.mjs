@@ -102,8 +102,9 @@ run(async () => {
   const [posted2, onPosted2] = callback("Echo 2 listen('MessagePosted')");
   const chat1 = echo1.private('chat').listenForWhisper('typing', onTyping1).listen('MessagePosted', onPosted1);
   const chat2 = echo2.private('chat').listenForWhisper('typing', onTyping2).listen('MessagePosted', onPosted2);
-  await echoSubscribed(chat1, 'private-chat (Echo 1)');
-  await echoSubscribed(chat2, 'private-chat (Echo 2)');
+  // Both waits are registered before either is awaited: Echo's subscribed() does not replay an
+  // event that fired before it was bound, and the second channel may well succeed first.
+  await Promise.all([echoSubscribed(chat1, 'private-chat (Echo 1)'), echoSubscribed(chat2, 'private-chat (Echo 2)')]);
   chat1.whisper('typing', { name: 'Taylor', typing: true });
   const [whisper] = await typing2.waitFor(10_000, "Echo 1's whisper", () => true);
   expectEqual(whisper, { name: 'Taylor', typing: true }, 'Echo 2 heard the whisper');
