@@ -40,19 +40,7 @@ use tokio::net::TcpListener;
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
     let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
     let node = Arc::new(Node::new(config, webhook_sender));
-    let tls = webhooks::delivery::tls_config(node.config.webhook_ca_file.as_deref()).unwrap_or_else(|why| {
-        // Config::validate has read this file already; only a file changed since lands here.
-        tracing::warn!(%why, "webhook_ca_file unusable; https webhooks trust the public roots only");
-        webhooks::delivery::tls_config(None).unwrap_or_else(|_| unreachable!("the built-in roots are valid"))
-    });
-    let delivery = webhooks::delivery::Delivery::new(
-        node.tracker.clone(),
-        node.shutdown.clone(),
-        node.metrics.webhooks.clone(),
-        tls,
-    );
-    let dispatcher = webhooks::dispatcher::Dispatcher::new(&node.config.apps, node.config.webhook_delay, delivery);
-    node.tracker.spawn(dispatcher.run(webhook_jobs, node.shutdown.clone(), node.connections.clone()));
+    webhooks::start(&node, webhook_jobs);
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));
     shutdown.await;

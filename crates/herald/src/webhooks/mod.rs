@@ -17,6 +17,7 @@ use pusher_wire::webhook::{WebhookEvent, WebhookKind};
 use tokio::sync::mpsc;
 
 use crate::config::AppConfig;
+use crate::node::Node;
 
 /// How many events may wait for the dispatcher before new ones are dropped (and counted).
 pub const QUEUE: usize = 64 * 1024;
@@ -74,6 +75,20 @@ impl Webhooks {
             tracing::warn!(app = %self.app_id, "webhook queue full: event dropped");
         }
     }
+}
+
+/// Start the dispatcher (and its delivery service) on the node's background tracker; it drains
+/// `jobs` until the node's connections are gone after shutdown.
+pub fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
+    let tls = delivery::tls_config(node.config.webhook_ca_file.as_deref()).unwrap_or_else(|why| {
+        // Config::validate has read this file already; only a file changed since lands here.
+        tracing::warn!(%why, "webhook_ca_file unusable; https webhooks trust the public roots only");
+        delivery::tls_config(None).unwrap_or_else(|_| unreachable!("the built-in roots are valid"))
+    });
+    let delivery =
+        delivery::Delivery::new(node.tracker.clone(), node.shutdown.clone(), node.metrics.webhooks.clone(), tls);
+    let dispatcher = dispatcher::Dispatcher::new(&node.config.apps, node.config.webhook_delay, delivery);
+    node.tracker.spawn(dispatcher.run(jobs, node.shutdown.clone(), node.connections.clone()));
 }
 
 fn bit(kind: WebhookKind) -> u8 {
