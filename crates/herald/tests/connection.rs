@@ -310,13 +310,16 @@ async fn a_subscribe_flood_is_refused_beyond_the_burst() {
     let server = TestServer::start().await;
     let mut client = server.connect().await;
     // A burst as large as the subscription limit is allowed (a reconnect resubscribes everything);
-    // subscribing and unsubscribing in a loop beyond it is refused with 4301.
+    // subscribing and unsubscribing in a loop beyond it is refused with 4301. The bucket refills
+    // 50 per second, so on a busy machine a few more get through: the bound allows for the time the
+    // server actually took (the limiter itself is tested on a fake clock in rate_limit.rs).
+    let started = std::time::Instant::now();
     for i in 0..1100 {
         client.send(json!({"event": "pusher:subscribe", "data": {"channel": format!("churn-{}", i % 2)}})).await;
         client.send(json!({"event": "pusher:unsubscribe", "data": {"channel": format!("churn-{}", i % 2)}})).await;
     }
-    let mut succeeded = 0;
-    let mut refused = 0;
+    let mut succeeded: u32 = 0;
+    let mut refused: u32 = 0;
     while succeeded + refused < 1100 {
         let frame = client.recv().await;
         match frame["event"].as_str() {
@@ -328,8 +331,11 @@ async fn a_subscribe_flood_is_refused_beyond_the_burst() {
             _ => panic!("unexpected {frame}"),
         }
     }
-    assert!((1000..1010).contains(&succeeded), "{succeeded} succeeded");
-    assert!(refused >= 90, "{refused} refused");
+    let refills =
+        (started.elapsed().as_secs_f64() * f64::from(herald::connection::rate_limit::COMMANDS_PER_SECOND)).ceil();
+    assert!(succeeded >= 1000, "{succeeded} succeeded: the burst must allow 1,000");
+    assert!(f64::from(succeeded) <= 1000.0 + refills, "{succeeded} succeeded with at most {refills} refills");
+    assert_eq!(succeeded + refused, 1100);
     // The connection is still usable.
     client.send(json!({"event": "pusher:ping"})).await;
     client.expect("pusher:pong").await;

@@ -6,8 +6,9 @@
 //! port from the log, and runs one client script from `tests/e2e/` with the server's address and
 //! credentials in its environment (`HERALD_HOST`, `HERALD_PORT`, `HERALD_APP_ID`, `HERALD_KEY`,
 //! `HERALD_SECRET`). A scenario started with [`scenario_with_webhooks`] also gets
-//! `HERALD_WEBHOOK_PORT`: a free loopback port that the server posts webhooks to
-//! (`http://127.0.0.1:PORT/pusher/webhooks`) and that the script listens on. The script does the
+//! `HERALD_WEBHOOK_PORT`: a loopback port that the server posts webhooks to
+//! (`http://127.0.0.1:PORT/pusher/webhooks`), already listening, handed to the script as its stdin
+//! (so that nothing else can take the port between here and the script). The script does the
 //! talking and the checking; it exits 0 on success and
 //! otherwise says what it was waiting for. On failure the test prints the script's output and the
 //! server's log. Every process started here is stopped by its PID.
@@ -23,6 +24,7 @@
 //! script (`runRuby` in `lib/harness.mjs`), which holds the WebSocket side of the scenario.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -35,8 +37,10 @@ const KEY: &str = "herald-e2e-key";
 const SECRET: &str = "herald-e2e-secret";
 
 /// How long one client script may run; it enforces this itself so that it can say what it was
-/// waiting for.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+/// waiting for. A backstop only (every wait in a script has its own timeout naming what never
+/// happened), so it is generous: with every core busy, starting Node with playwright-core, or a
+/// Python or Ruby SDK client, takes tens of seconds on its own.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 /// Past the script's own timeout, how long before it is stopped from here.
 const KILL_GRACE: Duration = Duration::from_secs(15);
 /// How long the server may take to log its address.
@@ -152,13 +156,19 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool) {
         Some("py") => paths.e2e.join(".venv/bin/python"),
         _ => panic!("no interpreter for e2e script {script}; use .mjs or .py"),
     };
-    // Held while the server starts, so that its own port 0 cannot be this one; freed for the script.
+    // Listening from here on and handed over as is: a port closed here and bound again by the script
+    // could be taken in between by any other process binding port 0 (another scenario's server).
     let webhook_port = webhooks.then(WebhookPort::reserve);
     let server_args: Vec<String> = webhook_port.iter().flat_map(WebhookPort::server_args).collect();
     let mut server = Herald::start(&server_args);
     let mut command = Command::new(&program);
-    if let Some(reserved) = webhook_port {
-        command.env("HERALD_WEBHOOK_PORT", reserved.release().to_string());
+    match webhook_port {
+        Some(listener) => {
+            command.env("HERALD_WEBHOOK_PORT", listener.port().to_string()).stdin(listener.into_stdio());
+        }
+        None => {
+            command.stdin(Stdio::null());
+        }
     }
     command
         .arg(paths.e2e.join(script))
@@ -261,8 +271,8 @@ fn succeeds(command: &mut Command) -> bool {
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
-/// A free loopback port for a script's webhook receiver, reserved by listening on it until
-/// [`WebhookPort::release`].
+/// A loopback port for a script's webhook receiver, listening from the start; the script serves
+/// HTTP on the very socket ([`WebhookPort::into_stdio`]).
 struct WebhookPort(std::net::TcpListener);
 
 impl WebhookPort {
@@ -279,9 +289,9 @@ impl WebhookPort {
         ["--webhook-url".into(), format!("http://127.0.0.1:{}/pusher/webhooks", self.port())]
     }
 
-    /// Stop listening, so that the script can; returns the port.
-    fn release(self) -> u16 {
-        self.port()
+    /// The listening socket as a child's stdin; connections made to it meanwhile wait in its backlog.
+    fn into_stdio(self) -> Stdio {
+        Stdio::from(OwnedFd::from(self.0))
     }
 }
 
@@ -317,13 +327,12 @@ impl Herald {
         let stderr = child.stderr.take().expect("herald stderr is piped");
         let stderr_log = Arc::clone(&log);
         thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = listening_port(&line) {
+            each_line(stderr, |line| {
+                if let Some(port) = listening_port(line) {
                     let _ = port_tx.send(port);
                 }
-                append(&stderr_log, &line);
-            }
+                append(&stderr_log, line);
+            });
         });
         collect(child.stdout.take().expect("herald stdout is piped"), Arc::clone(&log));
 
@@ -375,14 +384,29 @@ fn append(buffer: &Mutex<String>, line: &str) {
     }
 }
 
+/// Call `f` with each line of `stream` until it closes. Bytes that are not UTF-8 are replaced rather
+/// than ending the loop: a reader that stopped early would leave the pipe full and the writer
+/// blocked on its next log line.
+fn each_line(stream: impl Read, mut f: impl FnMut(&str)) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                f(text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}
+
 /// Copy `stream` into `buffer` on a thread until it closes; the returned receiver fires then.
 fn collect(stream: impl Read + Send + 'static, buffer: Arc<Mutex<String>>) -> mpsc::Receiver<()> {
     let (done_tx, done_rx) = mpsc::channel();
     thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            append(&buffer, &line);
-        }
+        each_line(stream, |line| append(&buffer, line));
         let _ = done_tx.send(());
     });
     done_rx
@@ -404,8 +428,9 @@ struct Outcome {
 }
 
 impl Run {
+    /// Start `command` (its stdin is the caller's choice) with stdout and stderr collected.
     fn spawn(mut command: Command, shown: &str) -> Self {
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap_or_else(|err| panic!("cannot start `{shown}`: {err}"));
         let out = Arc::new(Mutex::new(String::new()));
         let err = Arc::new(Mutex::new(String::new()));

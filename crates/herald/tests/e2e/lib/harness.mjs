@@ -31,7 +31,7 @@ export const server = {
 };
 
 /** Milliseconds the whole script may take; e2e.rs kills it a little after this. */
-export const TIMEOUT_MS = Number(process.env.HERALD_E2E_TIMEOUT_MS || 60_000);
+export const TIMEOUT_MS = Number(process.env.HERALD_E2E_TIMEOUT_MS || 120_000);
 
 /** The wait in progress, named in the watchdog's message. */
 let current = 'the scenario to start';
@@ -154,9 +154,11 @@ export async function occupied(sdk, channel) {
 
 /**
  * Run a client program to completion with the server settings in its environment. Rejects with
- * its output when it exits non-zero; resolves with its stdout otherwise.
+ * its output when it exits non-zero; resolves with its stdout otherwise. The default timeout is
+ * long because most of it is start-up: with every core busy, the Ruby launcher (two Ruby
+ * processes) has taken over 20 s, a Python SDK client over 10 s.
  */
-export function runProgram(what, command, args, { input, timeoutMs = 30_000 } = {}) {
+export function runProgram(what, command, args, { input, timeoutMs = 60_000 } = {}) {
   current = `${what} to finish`;
   step(`running ${what}: ${command} ${args.join(' ')}`);
   return new Promise((resolve, reject) => {

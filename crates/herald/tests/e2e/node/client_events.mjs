@@ -5,8 +5,9 @@
 // - a client event on a public channel, or on a channel the sender is not subscribed to, is
 //   answered with a `pusher:error` and relayed to nobody;
 // - the rate limit: a fresh connection sending 15 client events at once gets exactly the first 10
-//   through, an `error` with code 4301, stays connected with the same socket id, and can send again
-//   a second later.
+//   through and an `error` with code 4301 for each of the others (allowing for the bucket's refill,
+//   one more per 100 ms, should the server take that long over the burst), stays connected with the
+//   same socket id, and can send again a second later.
 //
 //   node node/client_events.mjs 8|7      (pusher-js 8.x or 7.6.0)
 
@@ -64,8 +65,11 @@ run(async () => {
   const channels = {};
   for (const [name, client] of [['ann', ann], ['ben', ben]]) {
     for (const channel of [PRIVATE, PRESENCE, PUBLIC]) {
-      const { channel: subscription } = await subscribed(client, channel, name);
-      channels[`${name} ${channel}`] = recordClientEvents(subscription, EVENTS, `${name} ${channel}`);
+      // subscribed() subscribes at once; binding before awaiting it means that nothing the channel
+      // emits once it is confirmed can slip past the recorder, whatever else is going on then.
+      const confirmed = subscribed(client, channel, name);
+      channels[`${name} ${channel}`] = recordClientEvents(client.channel(channel), EVENTS, `${name} ${channel}`);
+      await confirmed;
     }
   }
 
@@ -122,15 +126,29 @@ run(async () => {
   const floodErrors = recordErrors(flood, 'F errors');
   const floodSocket = await connected(flood, 'F');
   const { channel: floodPrivate } = await subscribed(flood, PRIVATE, 'F');
+  const burstSent = Date.now();
   for (let n = 0; n < 15; n++) floodPrivate.trigger('client-burst', { n });
   // The server handles a connection's frames in order: once this subscription is confirmed, all
   // 15 client events have been handled.
   await subscribed(flood, 'after-the-burst', 'F');
+  const burstHandledWithin = Date.now() - burstSent;
   await barrier(sdk, PRIVATE, 'after-burst', [channels[`ben ${PRIVATE}`]]);
   const burst = channels[`ben ${PRIVATE}`].matching((e) => e.event === 'client-burst').map((e) => e.data.n);
-  expectEqual(burst, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'exactly the first 10 of 15 client events sent at once arrived');
   const limited = floodErrors.matching((e) => e.code === 4301);
-  expect(limited.length > 0, `the flooder got pusher:error 4301 (${limited.length} of them: ${JSON.stringify(limited[0])})`);
+  // The bucket holds 10 and refills one per 100 ms. The server handled the 15 frames within
+  // `burstHandledWithin`, so at most that many refills can have let more through: none when it was
+  // quick (the usual case, where exactly 10 pass), a few when a busy machine stalled it mid-burst.
+  const refills = Math.floor(burstHandledWithin / 100);
+  step(`the burst was handled within ${burstHandledWithin} ms: up to ${refills} refilled tokens`);
+  expectEqual(burst.slice(0, 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'the first 10 of 15 client events sent at once arrived, in order');
+  expect(
+    burst.length <= 10 + refills && burst.every((n, i) => i === 0 || n > burst[i - 1]),
+    `no more of the 15 arrived than the refills allow (${burst.length} arrived: ${JSON.stringify(burst)})`,
+  );
+  expect(
+    limited.length === 15 - burst.length,
+    `each of the ${15 - burst.length} events refused got pusher:error 4301 (${limited.length} of them: ${JSON.stringify(limited[0])})`,
+  );
   expect(
     flood.connection.state === 'connected' && flood.connection.socket_id === floodSocket,
     'the flooder is still connected with the same socket id',
