@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use crate::config::AppConfig;
-use crate::hub::Hub;
+use crate::hub::{Hub, Observer};
 use crate::webhooks::{Job, Webhooks};
 
 /// One hosted app: its configuration and its channels.
@@ -25,14 +25,9 @@ pub struct App {
 }
 
 impl App {
-    /// An app with no channels and no connections.
-    pub fn new(config: AppConfig, webhooks: Webhooks) -> Self {
-        Self {
-            hub: Hub::new(config.subscription_count, webhooks.clone()),
-            webhooks,
-            config,
-            connections: AtomicUsize::new(0),
-        }
+    /// An app with no channels and no connections; its hub tells `observer` what happens in it.
+    pub fn new(config: AppConfig, webhooks: Webhooks, observer: Arc<dyn Observer>) -> Self {
+        Self { hub: Hub::new(config.subscription_count, observer), webhooks, config, connections: AtomicUsize::new(0) }
     }
 
     /// Count a new connection unless the app is at its `max_connections`.
@@ -59,11 +54,18 @@ pub struct AppStore {
 }
 
 impl AppStore {
-    /// Build the store; each app gets an empty hub and emits webhooks into `webhooks`.
-    pub fn new(configs: &[AppConfig], webhooks: &mpsc::Sender<Job>, dropped: &Counter) -> Self {
+    /// Build the store; each app gets an empty hub, emits webhooks into `webhooks`, and has its hub
+    /// observed by what `observer` makes of its config and webhook handle.
+    pub fn new(
+        configs: &[AppConfig],
+        webhooks: &mpsc::Sender<Job>,
+        dropped: &Counter,
+        observer: impl Fn(&AppConfig, &Webhooks) -> Arc<dyn Observer>,
+    ) -> Self {
         let mut store = Self::default();
         for config in configs {
-            let app = Arc::new(App::new(config.clone(), Webhooks::new(config, webhooks.clone(), dropped.clone())));
+            let hooks = Webhooks::new(config, webhooks.clone(), dropped.clone());
+            let app = Arc::new(App::new(config.clone(), hooks.clone(), observer(config, &hooks)));
             store.by_id.insert(config.id.clone(), app.clone());
             store.by_key.insert(config.key.clone(), app);
         }
@@ -93,12 +95,12 @@ mod tests {
     #[test]
     fn connection_quota() {
         let config = AppConfig { max_connections: Some(2), ..AppConfig::new("1", "k", "s") };
-        let app = App::new(config, Webhooks::disabled());
+        let app = App::new(config, Webhooks::disabled(), Arc::new(crate::hub::Ignore));
         assert!(app.try_connect() && app.try_connect());
         assert!(!app.try_connect());
         app.disconnect();
         assert!(app.try_connect());
-        let unlimited = App::new(AppConfig::new("2", "k2", "s"), Webhooks::disabled());
+        let unlimited = App::new(AppConfig::new("2", "k2", "s"), Webhooks::disabled(), Arc::new(crate::hub::Ignore));
         assert!((0..1000).all(|_| unlimited.try_connect()));
     }
 }

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 /// return once they are closed.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
     let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
-    let node = Arc::new(Node::new(config, webhook_sender));
+    let node = Arc::new(Node::new(config, webhook_sender, hub::NodeId(rand::random::<u32>().max(1))));
     webhooks::start(&node, webhook_jobs);
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));

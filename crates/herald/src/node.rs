@@ -2,6 +2,7 @@
 //! signal, the task trackers, metrics, and the two counters that belong to the whole process (socket
 //! ids and the connection cap).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::apps::AppStore;
 use crate::config::Config;
 use crate::connection::outbox::ConnId;
+use crate::hub::{NodeId, Observer};
 use crate::metrics::Metrics;
 
 /// Shared state of the server process.
@@ -30,26 +32,38 @@ pub struct Node {
     pub tracker: TaskTracker,
     /// Counters and gauges for `GET /metrics`.
     pub metrics: Metrics,
-    /// Random per process: the first half of every socket id, so ids from two runs or two nodes do
-    /// not collide while the second half is a plain counter.
-    socket_tag: u32,
+    /// This node: the first half of every socket id it hands out (random per process, and claimed
+    /// in Redis in a cluster), so ids from two runs or two nodes do not collide while the second half
+    /// is a plain counter.
+    pub id: NodeId,
     next_conn: AtomicU64,
     /// Open WebSocket connections, for the process-wide cap.
     open_websockets: AtomicUsize,
 }
 
 impl Node {
-    /// A node for this configuration.
-    pub fn new(config: Config, webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>) -> Self {
+    /// A node for this configuration, with the webhooks of its apps as their hubs' only observers.
+    pub fn new(config: Config, webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>, id: NodeId) -> Self {
+        Self::observed(config, webhooks, id, |_, hooks| Arc::new(hooks.clone()))
+    }
+
+    /// A node whose apps' hubs are observed by what `observer` makes of each app's config and
+    /// webhook handle (in a cluster, the link to Redis).
+    pub fn observed(
+        config: Config,
+        webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>,
+        id: NodeId,
+        observer: impl Fn(&crate::config::AppConfig, &crate::webhooks::Webhooks) -> Arc<dyn Observer>,
+    ) -> Self {
         let metrics = Metrics::default();
         Self {
-            apps: AppStore::new(&config.apps, &webhooks, &metrics.webhooks_dropped),
+            apps: AppStore::new(&config.apps, &webhooks, &metrics.webhooks_dropped, observer),
             config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             tracker: TaskTracker::new(),
             metrics,
-            socket_tag: rand::random::<u32>().max(1),
+            id,
             next_conn: AtomicU64::new(1),
             open_websockets: AtomicUsize::new(0),
         }
@@ -62,13 +76,13 @@ impl Node {
 
     /// The socket id of a connection: `{tag}.{connection id}`.
     pub fn socket_id(&self, id: ConnId) -> SocketId {
-        SocketId::new(u64::from(self.socket_tag), id.0)
+        SocketId::new(u64::from(self.id.0), id.0)
     }
 
     /// The local connection a socket id names, if it was issued by this process.
     pub fn conn_id_of(&self, socket_id: &SocketId) -> Option<ConnId> {
         match socket_id.parts() {
-            Some((tag, id)) if tag == u64::from(self.socket_tag) => Some(ConnId(id)),
+            Some((tag, id)) if tag == u64::from(self.id.0) => Some(ConnId(id)),
             _ => None,
         }
     }

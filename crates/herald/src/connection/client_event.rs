@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use pusher_wire::frame::client::ClientEvent;
 use pusher_wire::frame::server;
-use pusher_wire::webhook::{self, WebhookEvent, WebhookKind};
 use pusher_wire::{ChannelKind, ErrorCode};
 
 use super::outbox::Frame;
 use super::session::Session;
+use crate::hub::Relayed;
 
 /// Handle a `client-*` event; returns whether it was relayed.
 pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) -> bool {
@@ -55,14 +55,16 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
     if size > max {
         return refuse(replies, None, format!("Client event rejected: data is {size} bytes, the limit is {max}"));
     }
-    let frame = server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership.as_deref());
-    session.app.hub.relay(channel.as_str(), &frame.into(), session.outbox.id());
-    session.app.webhooks.emit(WebhookKind::ClientEvent, || WebhookEvent::ClientEvent {
-        channel: channel.as_str().into(),
-        event: event.event.clone(),
-        data: webhook::client_event_data(event.data.as_ref()),
-        socket_id: session.socket_id.as_str().into(),
-        user_id: membership.clone(),
-    });
+    let frame =
+        Frame::from(server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership.as_deref()));
+    let relayed = Relayed {
+        channel: channel.as_str(),
+        event: &event.event,
+        data: event.data.as_ref(),
+        frame: &frame,
+        socket_id: &session.socket_id,
+        user_id: membership.as_deref(),
+    };
+    session.app.hub.relay(session.outbox.id(), relayed);
     true
 }

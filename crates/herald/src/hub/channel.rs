@@ -1,5 +1,6 @@
-//! [`Channel`]: one channel's subscribers, presence roster, cached event and subscription-count
-//! throttle, all under one mutex so that every change to them is decided in one place.
+//! [`Channel`]: one channel's subscribers, the other nodes' counts, the presence roster, the cached
+//! event and the subscription-count throttle, all under one mutex so that every change to them is
+//! decided in one place.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use pusher_wire::ChannelKind;
 use pusher_wire::limits::{SUBSCRIPTION_COUNT_THROTTLE_ABOVE, SUBSCRIPTION_COUNT_THROTTLE_SECS};
 
+use super::NodeId;
 use super::presence::Roster;
 use crate::connection::outbox::{ConnId, Frame, Outbox};
 
@@ -25,12 +27,17 @@ pub struct Channel {
 /// Everything a channel holds, guarded together.
 #[derive(Debug, Default)]
 pub struct ChannelState {
-    /// Subscribed connections.
+    /// Subscribed connections of this node.
     pub subscribers: HashMap<ConnId, Subscriber>,
-    /// Presence members (empty on other kinds).
+    /// Subscribers on the other nodes of a cluster.
+    pub remote: RemoteCounts,
+    /// Presence members, cluster-wide (empty on other kinds).
     pub roster: Roster,
     /// The last REST event, on cache channels.
     pub cache: Option<CachedEvent>,
+    /// A deferred count update includes a change made on this node (so its `subscription_count`
+    /// webhook is this node's to send).
+    pub count_pending_here: bool,
     /// When the subscription count was last sent, for the throttle on large channels.
     pub count_sent_at: Option<Instant>,
     /// A count change is waiting for the throttle to allow it.
@@ -44,6 +51,42 @@ pub struct Subscriber {
     pub outbox: Arc<Outbox>,
     /// Its presence user id, on presence channels.
     pub user_id: Option<Box<str>>,
+}
+
+/// How many subscribers each other node has, kept current by the cluster link.
+#[derive(Debug, Default)]
+pub struct RemoteCounts {
+    /// A handful of nodes at most: a vector beats a map, and costs nothing on a single node.
+    by_node: Vec<(NodeId, usize)>,
+    total: usize,
+}
+
+impl RemoteCounts {
+    /// Set `node`'s count; returns whether it changed.
+    pub fn set(&mut self, node: NodeId, count: usize) -> bool {
+        let position = self.by_node.iter().position(|(n, _)| *n == node);
+        let old = position.map_or(0, |i| self.by_node[i].1);
+        match (position, count) {
+            (_, _) if old == count => return false,
+            (Some(i), 0) => {
+                self.by_node.swap_remove(i);
+            }
+            (Some(i), _) => self.by_node[i].1 = count,
+            (None, _) => self.by_node.push((node, count)),
+        }
+        self.total = self.total - old + count;
+        true
+    }
+
+    /// Subscribers on every other node together.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Whether no other node has subscribers.
+    pub fn is_empty(&self) -> bool {
+        self.by_node.is_empty()
+    }
 }
 
 /// The last event published on a cache channel.
@@ -105,9 +148,18 @@ impl ChannelState {
         self.cache.as_ref().filter(|cached| cached.expires > now)
     }
 
-    /// Whether the channel can be dropped from the hub: nobody subscribed and nothing cached.
+    /// Subscribers on every node: what `subscription_count` and `occupied` report.
+    pub fn total(&self) -> usize {
+        self.subscribers.len() + self.remote.total()
+    }
+
+    /// Whether the channel can be dropped from the hub: nobody subscribed anywhere, no member left in
+    /// the roster and nothing cached.
     pub fn is_idle(&self, now: Instant) -> bool {
-        self.subscribers.is_empty() && self.live_cache(now).is_none()
+        self.subscribers.is_empty()
+            && self.remote.is_empty()
+            && self.roster.is_empty()
+            && self.live_cache(now).is_none()
     }
 
     /// The shortest time between two subscription-count updates of this channel: Pusher's 5 s above
@@ -115,7 +167,7 @@ impl ChannelState {
     /// O(N) frames rather than O(N²); [`SMALL_CHANNEL_COUNT_INTERVAL`] below, so that one client
     /// subscribing and unsubscribing in a loop cannot flood the other subscribers.
     fn count_interval(&self) -> Duration {
-        if self.subscribers.len() > SUBSCRIPTION_COUNT_THROTTLE_ABOVE {
+        if self.total() > SUBSCRIPTION_COUNT_THROTTLE_ABOVE {
             Duration::from_secs(SUBSCRIPTION_COUNT_THROTTLE_SECS)
         } else {
             SMALL_CHANNEL_COUNT_INTERVAL
@@ -187,6 +239,21 @@ mod tests {
         assert!(state.deferred_count_due(start + Duration::from_secs(5)));
         assert!(!state.deferred_count_due(start + Duration::from_secs(6)), "sent once");
         assert_eq!(state.count_changed(start + Duration::from_secs(10)), CountUpdate::Send);
+    }
+
+    #[test]
+    fn remote_counts_add_up() {
+        let mut counts = RemoteCounts::default();
+        assert!(counts.set(NodeId(1), 3));
+        assert!(counts.set(NodeId(2), 4));
+        assert!(!counts.set(NodeId(2), 4));
+        assert_eq!(counts.total(), 7);
+        assert!(counts.set(NodeId(1), 1));
+        assert!(counts.set(NodeId(2), 0));
+        assert!(!counts.set(NodeId(2), 0), "an absent node has none");
+        assert_eq!(counts.total(), 1);
+        assert!(counts.set(NodeId(1), 0));
+        assert!(counts.is_empty());
     }
 
     #[test]

@@ -1,13 +1,20 @@
-//! The hub: one app's channels and who is subscribed to them.
+//! The hub: one app's channels and who is subscribed to them on this node, with this node's view of
+//! the rest of the cluster (how many subscribers the other nodes have, who is present there).
 //!
 //! Every method is synchronous. Locks are std mutexes taken in one order (shard, then channel) and
 //! released before returning, so no lock can be held across an `.await` by construction. A publish
 //! encodes its frame once and queues the same bytes in every subscriber's outbox; it returns once
 //! every current subscriber has the frame queued, without waiting for any socket.
+//!
+//! What happens here is told to one [`Observer`] with the channel locked (webhooks, and in a
+//! cluster the link to Redis); what happened on other nodes comes back through [`Hub::apply`]
+//! (`remote.rs`), which takes the same locks and follows the same paths. Reads (counts, rosters,
+//! the channel list) never leave the node.
 
-mod announce;
 mod channel;
+mod observer;
 mod presence;
+mod remote;
 mod shards;
 mod users;
 
@@ -18,14 +25,19 @@ use std::time::{Duration, Instant};
 use pusher_wire::frame::server;
 use pusher_wire::limits::{CACHE_TTL_SECS, MAX_PRESENCE_MEMBERS};
 use pusher_wire::presence::PresenceMember;
-use pusher_wire::{ChannelKind, ChannelName};
+use pusher_wire::{ChannelKind, ChannelName, SocketId};
 
 pub use self::channel::{CachedEvent, SMALL_CHANNEL_COUNT_INTERVAL};
 use self::channel::{Channel, ChannelState, CountUpdate, Subscriber};
+pub use self::observer::{Ignore, Observer, Relayed, Transition};
+pub use self::remote::{Remote, Share};
 use self::shards::ShardedMap;
 pub use self::users::{Users, WatchlistStatus};
 use crate::connection::outbox::{ConnId, Frame, Outbox};
-use crate::webhooks::Webhooks;
+
+/// One node of a cluster: the first half of the socket ids it hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
 
 /// One app's channels.
 #[derive(Debug)]
@@ -37,11 +49,11 @@ pub struct Hub {
     send_counts: bool,
     /// Channels whose count update the throttle held back.
     deferred_counts: Mutex<HashSet<Box<str>>>,
-    /// Where the webhook events of joins and leaves go, emitted under the channel's lock.
-    webhooks: Webhooks,
+    /// Hears every local transition, with the channel locked.
+    observer: Arc<dyn Observer>,
 }
 
-/// What a subscriber gets right after `subscription_succeeded`, and what changed.
+/// What a subscriber gets right after `subscription_succeeded`, and what changed on this node.
 #[derive(Debug)]
 pub struct Joined {
     /// On presence channels, the `subscription_succeeded` frame with the roster (the subscriber
@@ -49,9 +61,9 @@ pub struct Joined {
     pub presence_snapshot: Option<String>,
     /// On cache channels, the event to replay or a miss.
     pub cache: CacheReplay,
-    /// The channel had no subscribers before (`channel_occupied`).
+    /// The channel had no subscribers on this node before.
     pub occupied: bool,
-    /// This was the user's first connection in the presence channel (`member_added`).
+    /// This was the user's first connection to the presence channel on this node.
     pub member_added: bool,
     /// The subscription count, if an update was sent to the subscribers.
     pub count_sent: Option<usize>,
@@ -71,7 +83,7 @@ pub enum CacheReplay {
 /// Why a subscription is refused by the hub.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
-    /// The presence channel already has the maximum number of members.
+    /// The presence channel already has the maximum number of members (cluster-wide).
     #[error("presence channel is full: {max} members at most")]
     PresenceFull {
         /// The limit.
@@ -79,12 +91,12 @@ pub enum JoinError {
     },
 }
 
-/// What changed when a connection left a channel.
+/// What changed on this node when a connection left a channel.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Left {
-    /// The channel has no subscribers any more (`channel_vacated`).
+    /// The channel has no subscribers on this node any more.
     pub vacated: bool,
-    /// The user whose last connection this was, on presence channels (`member_removed`).
+    /// The user whose last connection on this node this was, on presence channels.
     pub member_removed: Option<String>,
     /// The subscription count, if an update was sent to the subscribers.
     pub count_sent: Option<usize>,
@@ -93,29 +105,38 @@ pub struct Left {
 /// Counts and cache of one channel, for the REST read API.
 #[derive(Debug, Default, PartialEq)]
 pub struct ChannelInfo {
-    /// Connections subscribed.
+    /// Connections subscribed, on every node.
     pub subscription_count: usize,
-    /// Distinct presence users.
+    /// Distinct presence users, on every node.
     pub user_count: usize,
     /// The cached event's data and seconds left, on cache channels.
     pub cache: Option<(String, u64)>,
 }
 
+/// The connection a publisher asked to leave out of a broadcast (`socket_id` in a trigger).
+#[derive(Debug, Clone, Copy)]
+pub struct Except<'a> {
+    /// The socket id as the publisher gave it; it may belong to another node.
+    pub socket_id: &'a SocketId,
+    /// Its connection, when it is on this node.
+    pub local: Option<ConnId>,
+}
+
 impl Hub {
-    /// An empty hub emitting join and leave webhooks into `webhooks`.
-    pub fn new(send_counts: bool, webhooks: Webhooks) -> Self {
+    /// An empty hub telling `observer` what happens in it.
+    pub fn new(send_counts: bool, observer: Arc<dyn Observer>) -> Self {
         Self {
             channels: ShardedMap::default(),
-            users: Users::default(),
+            users: Users::new(observer.clone()),
             send_counts,
             deferred_counts: Mutex::default(),
-            webhooks,
+            observer,
         }
     }
 
     /// Subscribe a connection. `member` is its presence identity on presence channels. On success the
-    /// other subscribers have been sent `member_added` (first connection of that user) and the new
-    /// subscription count, and the caller sends `subscription_succeeded` then the cache replay.
+    /// other subscribers have been sent `member_added` (the user's first connection anywhere) and the
+    /// new subscription count, and the caller sends `subscription_succeeded` then the cache replay.
     pub fn subscribe(
         &self,
         channel: &ChannelName,
@@ -131,8 +152,18 @@ impl Hub {
             let mut joined = join(&mut state, name, kind, outbox, member, now);
             match &mut joined {
                 Ok(joined) => {
-                    joined.count_sent = self.after_count_change(&mut state, name, kind, now);
-                    announce::joined(&self.webhooks, name, member, joined);
+                    let observe = |transition| self.observer.observe(transition);
+                    if joined.occupied {
+                        observe(Transition::Occupied { channel: name });
+                    }
+                    if let Some(member) = member.filter(|_| joined.member_added) {
+                        observe(Transition::MemberAdded { channel: name, member });
+                    }
+                    observe(Transition::Counted { channel: name, subscribers: state.subscribers.len() });
+                    joined.count_sent = self.count_changed_here(&mut state, name, kind, now);
+                    if joined.cache == CacheReplay::Miss {
+                        observe(Transition::CacheMiss { channel: name });
+                    }
                 }
                 Err(_) if state.is_idle(now) => {
                     shard.remove(name);
@@ -150,14 +181,22 @@ impl Hub {
             let mut state = entry.lock();
             let subscriber = state.subscribers.remove(&conn)?;
             let mut left = Left { vacated: state.subscribers.is_empty(), ..Left::default() };
-            if let Some(user_id) = subscriber.user_id
-                && state.roster.leave(&user_id)
-            {
-                state.broadcast(&server::member_removed(channel, &user_id).into(), None);
-                left.member_removed = Some(user_id.into());
+            if let Some(user_id) = subscriber.user_id {
+                let change = state.roster.leave(&user_id);
+                // `member_removed` only once the user has no connection anywhere.
+                if change.anywhere {
+                    state.broadcast(&server::member_removed(channel, &user_id).into(), None);
+                }
+                if change.here {
+                    self.observer.observe(Transition::MemberRemoved { channel, user_id: &user_id });
+                    left.member_removed = Some(user_id.into());
+                }
             }
-            left.count_sent = self.after_count_change(&mut state, channel, entry.kind(), now);
-            announce::left(&self.webhooks, channel, &left);
+            self.observer.observe(Transition::Counted { channel, subscribers: state.subscribers.len() });
+            left.count_sent = self.count_changed_here(&mut state, channel, entry.kind(), now);
+            if left.vacated {
+                self.observer.observe(Transition::Vacated { channel });
+            }
             if state.is_idle(now) {
                 shard.remove(channel);
             }
@@ -165,50 +204,69 @@ impl Hub {
         })
     }
 
-    /// Publish a REST event: queue it for every subscriber but `except`, and remember it on cache
-    /// channels. Returns how many connections got it. Nothing is encoded for an empty channel.
+    /// Publish a REST event: queue it for every subscriber but `except`, remember it on cache
+    /// channels, and tell the observer. Returns how many connections here got it. Nothing is encoded
+    /// for a channel without subscribers unless the observer forwards events (a cluster).
     pub fn publish(
         &self,
         channel: &ChannelName,
         event: &str,
         data: &str,
-        except: Option<ConnId>,
+        except: Option<Except<'_>>,
         now: Instant,
     ) -> usize {
         let name = channel.as_str();
         let encode = || Frame::from(server::channel_event(event, name, data));
+        let local = except.and_then(|except| except.local);
+        let observe = |frame: &Frame| {
+            let except = except.map(|except| except.socket_id);
+            self.observer.observe(Transition::Published { channel: name, frame, data, except });
+        };
         if channel.kind().is_cache() {
             // Under the shard lock, so the cache cannot land in a channel that is being dropped.
             return self.channels.with_shard(name, |shard| {
                 let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(channel.kind())));
                 let mut state = entry.lock();
                 let frame = encode();
-                let delivered = state.broadcast(&frame, except);
-                let expires = now + Duration::from_secs(CACHE_TTL_SECS);
-                state.cache = Some(CachedEvent { frame, data: data.to_owned(), expires });
+                let delivered = state.broadcast(&frame, local);
+                observe(&frame);
+                keep_cached(&mut state, frame, data, now);
                 delivered
             });
         }
-        let Some(entry) = self.channels.get(name) else { return 0 };
+        let forwards = self.observer.forwards_events();
+        let Some(entry) = self.channels.get(name) else {
+            if forwards {
+                observe(&encode());
+            }
+            return 0;
+        };
         let state = entry.lock();
-        if state.subscribers.is_empty() {
+        if state.subscribers.is_empty() && !forwards {
             return 0;
         }
-        state.broadcast(&encode(), except)
+        let frame = encode();
+        let delivered = state.broadcast(&frame, local);
+        observe(&frame);
+        delivered
     }
 
-    /// Queue an already-encoded frame for every subscriber of `channel` but `except` (client events).
-    pub fn relay(&self, channel: &str, frame: &Frame, except: ConnId) -> usize {
-        self.channels.get(channel).map_or(0, |entry| entry.lock().broadcast(frame, Some(except)))
+    /// Relay a client event to every subscriber of its channel but the sender; returns how many got it.
+    pub fn relay(&self, sender: ConnId, event: Relayed<'_>) -> usize {
+        let Some(entry) = self.channels.get(event.channel) else { return 0 };
+        let state = entry.lock();
+        let delivered = state.broadcast(event.frame, Some(sender));
+        self.observer.observe(Transition::ClientEvent(event));
+        delivered
     }
 
-    /// Counts and cache of a channel (zeros when nobody is subscribed).
+    /// Counts and cache of a channel (zeros when nobody is subscribed anywhere).
     pub fn channel_info(&self, channel: &str, now: Instant) -> ChannelInfo {
         self.channels.get(channel).map_or_else(ChannelInfo::default, |entry| info(&entry.lock(), now))
     }
 
-    /// Every channel with at least one subscriber whose name starts with `prefix`, with its info.
-    /// Server-to-user channels are never listed.
+    /// Every channel with at least one subscriber on some node whose name starts with `prefix`, with
+    /// its info. Server-to-user channels are never listed.
     pub fn occupied_channels(&self, prefix: &str, now: Instant) -> Vec<(String, ChannelInfo)> {
         let mut channels: Vec<(String, ChannelInfo)> = self
             .channels
@@ -217,14 +275,14 @@ impl Hub {
             .filter(|(name, _)| name.starts_with(prefix))
             .filter_map(|(name, entry)| {
                 let state = entry.lock();
-                (!state.subscribers.is_empty()).then(|| (name.into_string(), info(&state, now)))
+                (state.total() > 0).then(|| (name.into_string(), info(&state, now)))
             })
             .collect();
         channels.sort_by(|a, b| a.0.cmp(&b.0));
         channels
     }
 
-    /// The user ids of a presence channel.
+    /// The user ids of a presence channel, cluster-wide.
     pub fn users(&self, channel: &str) -> Vec<String> {
         let Some(entry) = self.channels.get(channel) else { return Vec::new() };
         let state = entry.lock();
@@ -245,9 +303,12 @@ impl Hub {
             let Some(entry) = self.channels.get(&name) else { continue };
             let mut state = entry.lock();
             if state.deferred_count_due(now) {
-                state.broadcast(&count_frame(&name, &state), None);
-                announce::count_changed(&self.webhooks, &name, state.subscribers.len());
-                sent.push((name.into_string(), state.subscribers.len()));
+                let count = state.total();
+                state.broadcast(&count_frame(&name, count), None);
+                if std::mem::take(&mut state.count_pending_here) {
+                    self.observer.observe(Transition::CountSent { channel: &name, count });
+                }
+                sent.push((name.into_string(), count));
             } else if state.count_pending {
                 self.defer_count(&name);
             }
@@ -267,36 +328,55 @@ impl Hub {
         }
     }
 
-    /// Number of channels held (occupied, or holding a cached event).
+    /// Number of channels held (occupied somewhere, or holding a cached event).
     pub fn channel_count(&self) -> usize {
         self.channels.len()
     }
 
-    /// After a subscriber joined or left: send the new count now, or let the throttle defer it.
-    /// Returns the count if it was sent.
-    fn after_count_change(
+    /// After a subscriber joined or left here: send the new count now, or let the throttle defer
+    /// it. Returns the count if it was sent; the `subscription_count` webhook is this node's to send.
+    fn count_changed_here(
         &self,
         state: &mut ChannelState,
         name: &str,
         kind: ChannelKind,
         now: Instant,
     ) -> Option<usize> {
-        // Pusher sends no subscription counts on presence channels; server-to-user channels never
-        // reach the hub.
-        if !self.send_counts || kind.is_presence() {
-            return None;
-        }
-        match state.count_changed(now) {
+        match self.update_count(state, name, kind, now) {
             CountUpdate::Send => {
-                state.broadcast(&count_frame(name, state), None);
-                Some(state.subscribers.len())
+                state.count_pending_here = false;
+                let count = state.total();
+                self.observer.observe(Transition::CountSent { channel: name, count });
+                Some(count)
             }
             CountUpdate::Deferred => {
-                self.defer_count(name);
+                state.count_pending_here = true;
                 None
             }
             CountUpdate::None => None,
         }
+    }
+
+    /// After another node's count changed: the same update, but its webhook is that node's.
+    fn count_changed_remotely(&self, state: &mut ChannelState, name: &str, kind: ChannelKind, now: Instant) {
+        self.update_count(state, name, kind, now);
+    }
+
+    fn update_count(&self, state: &mut ChannelState, name: &str, kind: ChannelKind, now: Instant) -> CountUpdate {
+        // Pusher sends no subscription counts on presence channels; server-to-user channels never
+        // reach the hub.
+        if !self.send_counts || kind.is_presence() {
+            return CountUpdate::None;
+        }
+        let update = state.count_changed(now);
+        match update {
+            CountUpdate::Send => {
+                state.broadcast(&count_frame(name, state.total()), None);
+            }
+            CountUpdate::Deferred => self.defer_count(name),
+            CountUpdate::None => {}
+        }
+        update
     }
 
     fn defer_count(&self, name: &str) {
@@ -316,14 +396,16 @@ fn join(
     let mut member_added = false;
     let mut presence_snapshot = None;
     if let Some(member) = member.filter(|_| kind.is_presence()) {
+        // The roster holds every node's members, so the limit is cluster-wide.
         if !state.roster.contains(&member.user_id) && state.roster.len() >= MAX_PRESENCE_MEMBERS {
             return Err(JoinError::PresenceFull { max: MAX_PRESENCE_MEMBERS });
         }
-        member_added = state.roster.join(&member.user_id, member.user_info.as_ref());
-        if member_added {
+        let change = state.roster.join(&member.user_id, member.user_info.as_ref());
+        if change.anywhere {
             let frame = server::member_added(name, &member.user_id, member.user_info_json());
             state.broadcast(&frame.into(), Some(outbox.id()));
         }
+        member_added = change.here;
         presence_snapshot = Some(server::presence_subscription_succeeded(name, state.roster.iter()));
     }
     let user_id = member.filter(|_| kind.is_presence()).map(|m| m.user_id.clone().into_boxed_str());
@@ -336,9 +418,15 @@ fn join(
     Ok(Joined { presence_snapshot, cache, occupied, member_added, count_sent: None })
 }
 
+/// Remember the last event of a cache channel for [`CACHE_TTL_SECS`].
+fn keep_cached(state: &mut ChannelState, frame: Frame, data: &str, now: Instant) {
+    let expires = now + Duration::from_secs(CACHE_TTL_SECS);
+    state.cache = Some(CachedEvent { frame, data: data.to_owned(), expires });
+}
+
 fn info(state: &ChannelState, now: Instant) -> ChannelInfo {
     ChannelInfo {
-        subscription_count: state.subscribers.len(),
+        subscription_count: state.total(),
         user_count: state.roster.len(),
         cache: state
             .live_cache(now)
@@ -346,8 +434,8 @@ fn info(state: &ChannelState, now: Instant) -> ChannelInfo {
     }
 }
 
-fn count_frame(name: &str, state: &ChannelState) -> Frame {
-    Frame::from(server::subscription_count(name, state.subscribers.len()))
+fn count_frame(name: &str, count: usize) -> Frame {
+    Frame::from(server::subscription_count(name, count))
 }
 
 #[cfg(test)]
@@ -362,6 +450,53 @@ mod tests {
 
     fn channel(name: &str) -> ChannelName {
         ChannelName::parse(name).unwrap()
+    }
+
+    fn hub(send_counts: bool) -> Hub {
+        Hub::new(send_counts, Arc::new(Ignore))
+    }
+
+    /// Writes down every transition, as `kind channel [detail]`.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        seen: Mutex<Vec<String>>,
+        forwards: bool,
+    }
+
+    impl Recorder {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.seen.lock().unwrap())
+        }
+    }
+
+    impl Observer for Recorder {
+        fn observe(&self, transition: Transition<'_>) {
+            let line = match transition {
+                Transition::Occupied { channel } => format!("occupied {channel}"),
+                Transition::Vacated { channel } => format!("vacated {channel}"),
+                Transition::Counted { channel, subscribers } => format!("counted {channel} {subscribers}"),
+                Transition::CountSent { channel, count } => format!("count_sent {channel} {count}"),
+                Transition::MemberAdded { channel, member } => format!("member_added {channel} {}", member.user_id),
+                Transition::MemberRemoved { channel, user_id } => format!("member_removed {channel} {user_id}"),
+                Transition::Published { channel, except, .. } => format!("published {channel} {except:?}"),
+                Transition::ClientEvent(relayed) => format!("client_event {} {}", relayed.channel, relayed.event),
+                Transition::CacheMiss { channel } => format!("cache_miss {channel}"),
+                Transition::SignedIn { user_id } => format!("signed_in {user_id}"),
+                Transition::SignedOut { user_id } => format!("signed_out {user_id}"),
+                Transition::UserEvent { user_id, .. } => format!("user_event {user_id}"),
+                Transition::Terminated { user_id } => format!("terminated {user_id}"),
+            };
+            self.seen.lock().unwrap().push(line);
+        }
+
+        fn forwards_events(&self) -> bool {
+            self.forwards
+        }
+    }
+
+    fn recorded(send_counts: bool, forwards: bool) -> (Hub, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder { forwards, ..Recorder::default() });
+        (Hub::new(send_counts, recorder.clone()), recorder)
     }
 
     /// The frames queued so far, as event names (and `user_id` for member events).
@@ -382,6 +517,17 @@ mod tests {
         }
     }
 
+    /// The frames queued so far, as text.
+    fn drain_frames(outbox: &Outbox) -> Vec<String> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut future = std::pin::pin!(outbox.next_batch());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(Batch::Frames(frames)) => frames.iter().map(|f| f.as_str().to_owned()).collect(),
+            std::task::Poll::Ready(Batch::Kill(k)) => panic!("killed {k:?}"),
+            std::task::Poll::Pending => Vec::new(),
+        }
+    }
+
     fn member(id: &str) -> PresenceMember {
         PresenceMember::parse(&format!(r#"{{"user_id":"{id}"}}"#)).unwrap()
     }
@@ -390,12 +536,14 @@ mod tests {
 
     #[test]
     fn publish_reaches_every_subscriber_but_the_excluded_one() {
-        let hub = Hub::new(false, Webhooks::disabled());
+        let hub = hub(false);
         let now = Instant::now();
         let (a, b) = (outbox(1), outbox(2));
         hub.subscribe(&channel("chat"), &a, None, now).unwrap();
         hub.subscribe(&channel("chat"), &b, None, now).unwrap();
-        assert_eq!(hub.publish(&channel("chat"), "msg", "{}", Some(ConnId(2)), now), 1);
+        let socket_id = SocketId::new(9, 2);
+        let except = Except { socket_id: &socket_id, local: Some(ConnId(2)) };
+        assert_eq!(hub.publish(&channel("chat"), "msg", "{}", Some(except), now), 1);
         assert_eq!(drain(&a), ["msg"]);
         assert!(drain(&b).is_empty());
         assert_eq!(hub.publish(&channel("empty"), "msg", "{}", None, now), 0);
@@ -404,7 +552,7 @@ mod tests {
 
     #[test]
     fn last_unsubscribe_drops_the_channel() {
-        let hub = Hub::new(false, Webhooks::disabled());
+        let hub = hub(false);
         let now = Instant::now();
         let a = outbox(1);
         assert!(hub.subscribe(&channel("chat"), &a, None, now).unwrap().occupied);
@@ -415,7 +563,7 @@ mod tests {
 
     #[test]
     fn presence_members_are_announced_once_per_user() {
-        let hub = Hub::new(true, Webhooks::disabled());
+        let hub = hub(true);
         let now = Instant::now();
         let room = channel("presence-room");
         let (a1, b1, a2) = (outbox(1), outbox(2), outbox(3));
@@ -437,7 +585,7 @@ mod tests {
 
     #[test]
     fn presence_channels_refuse_the_101st_member_but_not_another_tab() {
-        let hub = Hub::new(false, Webhooks::disabled());
+        let hub = hub(false);
         let now = Instant::now();
         let room = channel("presence-big");
         for i in 0..100 {
@@ -452,7 +600,7 @@ mod tests {
 
     #[test]
     fn cache_channels_replay_the_last_event_until_it_expires() {
-        let hub = Hub::new(false, Webhooks::disabled());
+        let hub = hub(false);
         let now = Instant::now();
         let cache = channel("cache-news");
         assert_eq!(hub.subscribe(&cache, &outbox(1), None, now).unwrap().cache, CacheReplay::Miss);
@@ -473,7 +621,7 @@ mod tests {
 
     #[test]
     fn subscription_counts_reach_every_subscriber() {
-        let hub = Hub::new(true, Webhooks::disabled());
+        let hub = hub(true);
         let start = Instant::now();
         let later = |n: u32| start + SMALL_CHANNEL_COUNT_INTERVAL * n;
         let (a, b) = (outbox(1), outbox(2));
@@ -488,7 +636,7 @@ mod tests {
 
     #[test]
     fn a_subscribe_loop_costs_the_others_one_count_per_interval() {
-        let hub = Hub::new(true, Webhooks::disabled());
+        let hub = hub(true);
         let start = Instant::now();
         let watcher = outbox(1);
         hub.subscribe(&channel("c"), &watcher, None, start).unwrap();
@@ -506,7 +654,7 @@ mod tests {
 
     #[test]
     fn counts_on_large_channels_are_throttled_and_flushed_later() {
-        let hub = Hub::new(true, Webhooks::disabled());
+        let hub = hub(true);
         let start = Instant::now();
         let subscribers: Vec<_> = (0..200).map(outbox).collect();
         for s in &subscribers {
@@ -520,5 +668,171 @@ mod tests {
         hub.flush_deferred_counts(start + Duration::from_secs(5));
         assert_eq!(drain(&subscribers[0]), ["pusher_internal:subscription_count"]);
         assert_eq!(drain(&subscribers[199]).len(), 1);
+    }
+
+    #[test]
+    fn local_transitions_reach_the_observer_in_order() {
+        let (hub, seen) = recorded(true, false);
+        let now = Instant::now();
+        let room = channel("presence-room");
+        hub.subscribe(&room, &outbox(1), Some(&member("a")), now).unwrap();
+        hub.subscribe(&room, &outbox(2), Some(&member("a")), now).unwrap();
+        assert_eq!(
+            seen.take(),
+            [
+                "occupied presence-room",
+                "member_added presence-room a",
+                "counted presence-room 1",
+                "counted presence-room 2"
+            ]
+        );
+        hub.unsubscribe("presence-room", ConnId(1), now);
+        hub.unsubscribe("presence-room", ConnId(2), now);
+        assert_eq!(
+            seen.take(),
+            [
+                "counted presence-room 1",
+                "member_removed presence-room a",
+                "counted presence-room 0",
+                "vacated presence-room"
+            ]
+        );
+        hub.subscribe(&channel("cache-x"), &outbox(3), None, now).unwrap();
+        assert_eq!(
+            seen.take(),
+            ["occupied cache-x", "counted cache-x 1", "count_sent cache-x 1", "cache_miss cache-x"]
+        );
+    }
+
+    #[test]
+    fn without_a_forwarding_observer_nothing_is_encoded_for_an_empty_channel() {
+        let (hub, seen) = recorded(false, false);
+        assert_eq!(hub.publish(&channel("nobody"), "e", "{}", None, Instant::now()), 0);
+        assert!(seen.take().is_empty());
+        let (hub, seen) = recorded(false, true);
+        let socket_id = SocketId::new(4, 5);
+        let except = Except { socket_id: &socket_id, local: None };
+        assert_eq!(hub.publish(&channel("nobody"), "e", "{}", Some(except), Instant::now()), 0);
+        assert_eq!(seen.take(), [r#"published nobody Some(SocketId("4.5"))"#]);
+    }
+
+    #[test]
+    fn remote_counts_add_to_local_ones_and_reach_local_subscribers() {
+        let hub = hub(true);
+        let start = Instant::now();
+        let later = |n: u32| start + SMALL_CHANNEL_COUNT_INTERVAL * n;
+        let c = channel("c");
+        hub.apply(Remote::Count { node: NodeId(7), channel: &c, subscribers: 3 }, later(0));
+        assert_eq!(hub.channel_info("c", later(0)).subscription_count, 3);
+        assert_eq!(hub.occupied_channels("", later(0)).len(), 1, "occupied through another node only");
+        let a = outbox(1);
+        hub.subscribe(&c, &a, None, later(1)).unwrap();
+        let frames = drain_frames(&a);
+        assert!(frames[0].contains(r#""subscription_count\":4"#), "{frames:?}");
+        hub.apply(Remote::Count { node: NodeId(7), channel: &c, subscribers: 1 }, later(2));
+        assert!(drain_frames(&a)[0].contains(r#""subscription_count\":2"#));
+        hub.apply(Remote::NodeGone { node: NodeId(7) }, later(3));
+        assert_eq!(hub.channel_info("c", later(3)).subscription_count, 1);
+        hub.unsubscribe("c", ConnId(1), later(4));
+        assert_eq!(hub.channel_count(), 0, "nothing left anywhere");
+    }
+
+    #[test]
+    fn remote_members_join_the_roster_once_and_leave_with_their_node() {
+        let (hub, seen) = recorded(false, false);
+        let now = Instant::now();
+        let room = channel("presence-room");
+        let info = pusher_wire::RawJson::parse(r#"{"name":"Ann"}"#).unwrap();
+        let watcher = outbox(1);
+        hub.subscribe(&room, &watcher, Some(&member("w")), now).unwrap();
+        seen.take();
+        hub.apply(Remote::MemberAdded { node: NodeId(7), channel: &room, user_id: "ann", user_info: Some(&info) }, now);
+        hub.apply(Remote::MemberAdded { node: NodeId(8), channel: &room, user_id: "ann", user_info: None }, now);
+        let frames = drain_frames(&watcher);
+        assert_eq!(frames.len(), 1, "one member_added for a user on two nodes: {frames:?}");
+        assert!(frames[0].contains("Ann"));
+        // Ann's tab here is her first connection here but not anywhere: no member_added, and the
+        // roster it gets lists every member.
+        let tab = outbox(2);
+        let joined = hub.subscribe(&room, &tab, Some(&member("ann")), now).unwrap();
+        assert!(joined.member_added, "first connection on this node");
+        assert!(drain_frames(&watcher).is_empty());
+        assert!(joined.presence_snapshot.unwrap().contains(r#"\"count\":2"#));
+        assert_eq!(seen.take(), ["member_added presence-room ann", "counted presence-room 2"]);
+        hub.unsubscribe("presence-room", ConnId(2), now);
+        hub.apply(Remote::MemberRemoved { node: NodeId(7), channel: &room, user_id: "ann" }, now);
+        assert!(drain_frames(&watcher).is_empty(), "node 8 still has ann");
+        hub.apply(Remote::NodeGone { node: NodeId(8) }, now);
+        assert_eq!(drain(&watcher), ["pusher_internal:member_removed"]);
+        assert_eq!(hub.users("presence-room"), ["w"]);
+    }
+
+    #[test]
+    fn the_presence_limit_counts_every_node() {
+        let hub = hub(false);
+        let now = Instant::now();
+        let room = channel("presence-big");
+        for i in 0..100 {
+            let user = i.to_string();
+            hub.apply(Remote::MemberAdded { node: NodeId(7), channel: &room, user_id: &user, user_info: None }, now);
+        }
+        assert_eq!(
+            hub.subscribe(&room, &outbox(1), Some(&member("new")), now).unwrap_err(),
+            JoinError::PresenceFull { max: 100 }
+        );
+        assert!(hub.subscribe(&room, &outbox(2), Some(&member("7")), now).is_ok(), "already a member elsewhere");
+    }
+
+    #[test]
+    fn remote_events_reach_local_subscribers_and_fill_the_cache() {
+        let hub = hub(false);
+        let now = Instant::now();
+        let (a, b) = (outbox(1), outbox(2));
+        let chat = channel("private-chat");
+        hub.subscribe(&chat, &a, None, now).unwrap();
+        hub.subscribe(&chat, &b, None, now).unwrap();
+        let frame = Frame::from(server::channel_event("e", "private-chat", "{}"));
+        let event = Remote::Event { channel: &chat, frame: &frame, data: "{}", except: Some(ConnId(2)) };
+        assert_eq!(hub.apply(event, now), 1);
+        assert_eq!(drain(&a), ["e"]);
+        assert!(drain(&b).is_empty());
+        let relayed = Frame::from(server::client_event("client-x", "private-chat", None, None));
+        assert_eq!(hub.apply(Remote::ClientEvent { channel: "private-chat", frame: &relayed }, now), 2);
+        let cache = channel("cache-news");
+        let frame = Frame::from(server::channel_event("headline", "cache-news", "\"one\""));
+        hub.apply(Remote::Event { channel: &cache, frame: &frame, data: "\"one\"", except: None }, now);
+        assert_eq!(hub.channel_info("cache-news", now).cache, Some(("\"one\"".into(), CACHE_TTL_SECS)));
+        let CacheReplay::Hit(replayed) = hub.subscribe(&cache, &outbox(3), None, now).unwrap().cache else {
+            panic!("no cache hit")
+        };
+        assert_eq!(replayed, frame, "the same bytes");
+    }
+
+    #[test]
+    fn a_share_replaces_what_was_known_of_its_node() {
+        let hub = hub(false);
+        let now = Instant::now();
+        let watcher = outbox(1);
+        hub.subscribe(&channel("presence-room"), &watcher, Some(&member("w")), now).unwrap();
+        let mut share = Share::default();
+        share.counts.insert("presence-room".into(), 2);
+        share.counts.insert("news".into(), 5);
+        share.members.insert("presence-room".into(), [("a".to_owned(), None), ("b".to_owned(), None)].into());
+        share.users.insert("a".into());
+        hub.apply(Remote::Share { node: NodeId(7), share: &share }, now);
+        assert_eq!(drain(&watcher), ["pusher_internal:member_added", "pusher_internal:member_added"]);
+        assert_eq!(hub.channel_info("news", now).subscription_count, 5);
+        assert!(hub.users.is_online("a"));
+        let mut smaller = Share::default();
+        smaller.counts.insert("presence-room".into(), 1);
+        smaller.members.insert("presence-room".into(), [("b".to_owned(), None)].into());
+        hub.apply(Remote::Share { node: NodeId(7), share: &smaller }, now);
+        assert_eq!(drain(&watcher), ["pusher_internal:member_removed"]);
+        assert_eq!(hub.channel_info("news", now), ChannelInfo::default());
+        assert_eq!(hub.channel_info("presence-room", now).subscription_count, 2);
+        assert!(!hub.users.is_online("a"));
+        let local = hub.local_share();
+        assert_eq!(local.counts, [("presence-room".to_owned(), 1)].into());
+        assert_eq!(local.members["presence-room"].keys().collect::<Vec<_>>(), ["w"], "only this node's members");
     }
 }

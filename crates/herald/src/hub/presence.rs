@@ -1,12 +1,16 @@
-//! [`Roster`]: the members of one presence channel, deduplicated by user id.
+//! [`Roster`]: the members of one presence channel, cluster-wide, deduplicated by user id.
 //!
-//! A user with several connections (tabs) is one member. The roster counts connections per user and
-//! reports whether a join was the user's first connection and whether a leave was their last, which
-//! is exactly when `member_added` and `member_removed` are sent.
+//! A user with several connections (tabs) is one member, and so is a user connected to several
+//! nodes. The roster counts this node's connections per user and remembers which other nodes have
+//! the user, so it can tell two things apart: a user's first (last) connection on this node, which
+//! this node announces to the cluster, and a user's first (last) connection anywhere, which is when
+//! this node's subscribers get `member_added` (`member_removed`).
 
 use std::collections::HashMap;
 
 use pusher_wire::RawJson;
+
+use super::NodeId;
 
 /// The members of a presence channel.
 #[derive(Debug, Default)]
@@ -16,46 +20,109 @@ pub struct Roster {
 
 #[derive(Debug)]
 struct Member {
-    /// The first connection's `user_info`; later connections do not change it.
+    /// The `user_info` of the user's first connection anywhere; later connections do not change it.
     info: Option<RawJson>,
-    connections: usize,
+    /// This node's connections of the user.
+    local: usize,
+    /// Other nodes with at least one connection of the user.
+    nodes: Vec<NodeId>,
+}
+
+impl Member {
+    fn is_gone(&self) -> bool {
+        self.local == 0 && self.nodes.is_empty()
+    }
+}
+
+/// What a change did to a user's membership.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// It was the user's first connection on this node (or their last one left).
+    pub here: bool,
+    /// The user was not a member anywhere before (or is not one anywhere now).
+    pub anywhere: bool,
 }
 
 impl Roster {
-    /// Add a connection of `user_id`. Returns true if it is the user's first (send `member_added`).
-    pub fn join(&mut self, user_id: &str, info: Option<&RawJson>) -> bool {
+    /// Add a connection of `user_id` on this node.
+    pub fn join(&mut self, user_id: &str, info: Option<&RawJson>) -> Change {
         match self.members.get_mut(user_id) {
             Some(member) => {
-                member.connections += 1;
+                member.local += 1;
+                Change { here: member.local == 1, anywhere: false }
+            }
+            None => {
+                self.members.insert(user_id.to_owned(), Member { info: info.cloned(), local: 1, nodes: Vec::new() });
+                Change { here: true, anywhere: true }
+            }
+        }
+    }
+
+    /// Remove a connection of `user_id` on this node.
+    pub fn leave(&mut self, user_id: &str) -> Change {
+        let Some(member) = self.members.get_mut(user_id) else { return Change::default() };
+        member.local = member.local.saturating_sub(1);
+        let here = member.local == 0;
+        let anywhere = member.is_gone();
+        if anywhere {
+            self.members.remove(user_id);
+        }
+        Change { here, anywhere }
+    }
+
+    /// Another node reports its first connection of `user_id`. Returns true if the user was not a
+    /// member anywhere before.
+    pub fn join_remote(&mut self, node: NodeId, user_id: &str, info: Option<&RawJson>) -> bool {
+        match self.members.get_mut(user_id) {
+            Some(member) => {
+                if !member.nodes.contains(&node) {
+                    member.nodes.push(node);
+                }
                 false
             }
             None => {
-                self.members.insert(user_id.to_owned(), Member { info: info.cloned(), connections: 1 });
+                let member = Member { info: info.cloned(), local: 0, nodes: vec![node] };
+                self.members.insert(user_id.to_owned(), member);
                 true
             }
         }
     }
 
-    /// Remove a connection of `user_id`. Returns true if it was the user's last (send `member_removed`).
-    pub fn leave(&mut self, user_id: &str) -> bool {
+    /// Another node reports that its last connection of `user_id` left. Returns true if the user is
+    /// no longer a member anywhere.
+    pub fn leave_remote(&mut self, node: NodeId, user_id: &str) -> bool {
         let Some(member) = self.members.get_mut(user_id) else { return false };
-        member.connections -= 1;
-        if member.connections == 0 {
+        member.nodes.retain(|n| *n != node);
+        let gone = member.is_gone();
+        if gone {
             self.members.remove(user_id);
-            true
-        } else {
-            false
         }
+        gone
     }
 
-    /// Whether `user_id` is a member.
+    /// The users `node` has in this channel.
+    pub fn users_on(&self, node: NodeId) -> Vec<String> {
+        self.members.iter().filter(|(_, m)| m.nodes.contains(&node)).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// The users with a connection on this node, with their `user_info`.
+    pub fn local_members(&self) -> impl Iterator<Item = (&str, Option<&RawJson>)> {
+        self.members.iter().filter(|(_, m)| m.local > 0).map(|(id, m)| (id.as_str(), m.info.as_ref()))
+    }
+
+    /// Whether `user_id` is a member anywhere.
     pub fn contains(&self, user_id: &str) -> bool {
         self.members.contains_key(user_id)
     }
 
-    /// Number of distinct users.
+    /// Number of distinct users, cluster-wide.
     pub fn len(&self) -> usize {
         self.members.len()
+    }
+
+    /// Whether nobody is a member anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
     }
 
     /// Every member as (user id, `user_info` JSON text).
@@ -73,18 +140,22 @@ impl Roster {
 mod tests {
     use super::*;
 
+    const HERE_AND_ANYWHERE: Change = Change { here: true, anywhere: true };
+    const HERE_ONLY: Change = Change { here: true, anywhere: false };
+    const NEITHER: Change = Change { here: false, anywhere: false };
+
     #[test]
     fn first_join_and_last_leave_are_reported() {
         let mut roster = Roster::default();
         let ann = RawJson::parse(r#"{"name":"Ann"}"#).unwrap();
-        assert!(roster.join("1", Some(&ann)));
-        assert!(!roster.join("1", None), "a second tab is not a new member");
-        assert!(roster.join("2", None));
+        assert_eq!(roster.join("1", Some(&ann)), HERE_AND_ANYWHERE);
+        assert_eq!(roster.join("1", None), NEITHER, "a second tab is not a new member");
+        assert_eq!(roster.join("2", None), HERE_AND_ANYWHERE);
         assert_eq!(roster.len(), 2);
-        assert!(!roster.leave("1"), "one tab of user 1 is still there");
+        assert_eq!(roster.leave("1"), NEITHER, "one tab of user 1 is still there");
         assert!(roster.contains("1"));
-        assert!(roster.leave("1"));
-        assert!(!roster.leave("1"), "unknown users are ignored");
+        assert_eq!(roster.leave("1"), HERE_AND_ANYWHERE);
+        assert_eq!(roster.leave("1"), Change::default(), "unknown users are ignored");
         let members: Vec<_> = roster.iter().collect();
         assert_eq!(members, [("2", "null")]);
     }
@@ -95,5 +166,22 @@ mod tests {
         roster.join("1", Some(&RawJson::parse("1").unwrap()));
         roster.join("1", Some(&RawJson::parse("2").unwrap()));
         assert_eq!(roster.iter().collect::<Vec<_>>(), [("1", "1")]);
+    }
+
+    #[test]
+    fn a_user_on_two_nodes_is_one_member() {
+        let (a, b) = (NodeId(1), NodeId(2));
+        let mut roster = Roster::default();
+        assert!(roster.join_remote(a, "u", Some(&RawJson::parse("7").unwrap())));
+        assert!(!roster.join_remote(b, "u", None), "already a member through node a");
+        assert!(!roster.join_remote(b, "u", None), "the same node twice changes nothing");
+        assert_eq!(roster.join("u", None), HERE_ONLY, "first here, not first anywhere");
+        assert_eq!(roster.len(), 1);
+        assert_eq!(roster.local_members().collect::<Vec<_>>(), [("u", Some(&RawJson::parse("7").unwrap()))]);
+        assert!(!roster.leave_remote(a, "u"));
+        assert_eq!(roster.leave("u"), HERE_ONLY, "node b still has the user");
+        assert_eq!(roster.users_on(b), ["u"]);
+        assert!(roster.leave_remote(b, "u"), "the last node let go");
+        assert!(roster.is_empty());
     }
 }

@@ -53,6 +53,15 @@ impl<V> ShardedMap<V> {
         entries
     }
 
+    /// The keys of the entries `keep` accepts, taken shard by shard.
+    pub fn keys_where(&self, keep: impl Fn(&V) -> bool) -> Vec<Box<str>> {
+        let mut keys = Vec::new();
+        for shard in self.shards.iter() {
+            keys.extend(lock(shard).iter().filter(|(_, v)| keep(v)).map(|(k, _)| k.clone()));
+        }
+        keys
+    }
+
     /// Number of entries (counted shard by shard).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()

@@ -7,20 +7,21 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
-use pusher_wire::ChannelName;
 use pusher_wire::frame::server;
 use pusher_wire::rest::types::{BatchEvent, Info, Trigger};
+use pusher_wire::{ChannelName, SocketId};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::apps::App;
-use crate::connection::outbox::{ConnId, Frame};
+use crate::connection::outbox::Frame;
+use crate::hub::Except;
 use crate::node::Node;
 
 /// Trigger one event on one or more channels.
 pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
     let trigger = Trigger::parse(body, &app.config.trigger_limits())?;
-    let except = trigger.socket_id.as_ref().and_then(|socket_id| node.conn_id_of(socket_id));
+    let except = trigger.socket_id.as_ref().map(|socket_id| except(node, socket_id));
     let now = Instant::now();
     for channel in &trigger.channels {
         publish(app, node, channel, &trigger.name, &trigger.data, except, now);
@@ -41,7 +42,7 @@ pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>
     let events = BatchEvent::parse_batch(body, &app.config.trigger_limits())?;
     let now = Instant::now();
     for event in &events {
-        let except = event.socket_id.as_ref().and_then(|socket_id| node.conn_id_of(socket_id));
+        let except = event.socket_id.as_ref().map(|socket_id| except(node, socket_id));
         publish(app, node, &event.channel, &event.name, &event.data, except, now);
     }
     if events.iter().all(|event| event.info.is_empty()) {
@@ -51,21 +52,27 @@ pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>
     super::ok(serde_json::json!({ "batch": batch }).to_string())
 }
 
+/// The socket a publisher excludes: its id (carried to the other nodes of a cluster) and, when it
+/// is connected here, its connection.
+fn except<'a>(node: &Node, socket_id: &'a SocketId) -> Except<'a> {
+    Except { socket_id, local: node.conn_id_of(socket_id) }
+}
+
 fn publish(
     app: &App,
     node: &Node,
     channel: &ChannelName,
     name: &str,
     data: &str,
-    except: Option<ConnId>,
+    except: Option<Except<'_>>,
     now: Instant,
 ) {
     let delivered = match channel.server_to_user_id() {
         // `sendToUser`: every connection signed in as the user, whether or not pusher-js has
         // confirmed its subscription to the channel yet.
         Some(user_id) => {
-            let frame = || Frame::from(server::channel_event(name, channel.as_str(), data));
-            app.hub.users.publish(user_id, frame, except)
+            let frame = Frame::from(server::channel_event(name, channel.as_str(), data));
+            app.hub.users.publish(user_id, &frame, except)
         }
         None => app.hub.publish(channel, name, data, except, now),
     };

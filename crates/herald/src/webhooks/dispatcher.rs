@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Job;
 use super::delivery::{Delivery, Endpoint, Request};
+use super::{Job, Timing};
 use crate::config::AppConfig;
 
 /// `cache_miss` is sent at most once per channel within this window.
@@ -154,11 +154,7 @@ impl Dispatcher {
             tokio::select! {
                 () = &mut connections_gone => break,
                 job = jobs.recv() => match job {
-                    Some(job) => {
-                        if let Some(event) = self.table.accept(&job.app_id, job.event, job.at) {
-                            self.ready(&job.app_id, event);
-                        }
-                    }
+                    Some(job) => self.take(job),
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -170,14 +166,23 @@ impl Dispatcher {
             }
         }
         while let Ok(job) = jobs.try_recv() {
-            if let Some(event) = self.table.accept(&job.app_id, job.event, job.at) {
-                self.ready(&job.app_id, event);
-            }
+            self.take(job);
         }
         for (app, event) in self.table.due(None) {
             self.ready(&app, event);
         }
         self.flush_batches();
+    }
+
+    fn take(&mut self, job: Job) {
+        match job.timing {
+            Timing::Delayable => {
+                if let Some(event) = self.table.accept(&job.app_id, job.event, job.at) {
+                    self.ready(&job.app_id, event);
+                }
+            }
+            Timing::Decided => self.ready(&job.app_id, job.event),
+        }
     }
 
     /// An event is to be sent: now, or with the app's next batch.

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
-use pusher_wire::webhook::{WebhookEvent, WebhookKind};
+use pusher_wire::webhook::{self, WebhookEvent, WebhookKind};
 use tokio::sync::mpsc;
 
 use crate::config::AppConfig;
+use crate::hub::{Observer, Transition};
 use crate::node::Node;
 
 /// How many events may wait for the dispatcher before new ones are dropped (and counted).
@@ -31,6 +32,17 @@ pub struct Job {
     pub event: WebhookEvent,
     /// When it happened.
     pub at: Instant,
+    /// Whether the dispatcher still decides when it goes out.
+    pub timing: Timing,
+}
+
+/// Who decides when a webhook event is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// The dispatcher: removals wait out the delay, and a return within it cancels both.
+    Delayable,
+    /// Decided already (by the cluster, which served the delay itself): send it as it is.
+    Decided,
 }
 
 /// An app's way to emit webhook events. Cheap when the app has no endpoint for an event kind: the
@@ -68,11 +80,72 @@ impl Webhooks {
     /// Emit an event of `kind`, built by `event` only if some endpoint wants it. Never waits: when
     /// the queue is full the event is dropped and counted.
     pub fn emit(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
+        self.send(kind, event, Timing::Delayable);
+    }
+
+    /// Emit an event whose timing is already decided (cluster-wide transitions): no delay, no
+    /// cancellation.
+    pub fn emit_decided(&self, event: WebhookEvent) {
+        self.send(event.kind(), || event, Timing::Decided);
+    }
+
+    /// The webhooks a node decides alone, even in a cluster: `subscription_count` (its own
+    /// changes), `client_event` (its own senders) and `cache_miss`.
+    pub fn observe_node_local(&self, transition: Transition<'_>) {
+        match transition {
+            Transition::CountSent { channel, count } => {
+                self.emit(WebhookKind::SubscriptionCount, || WebhookEvent::SubscriptionCount {
+                    channel: channel.into(),
+                    subscription_count: count,
+                });
+            }
+            Transition::ClientEvent(relayed) => self.emit(WebhookKind::ClientEvent, || WebhookEvent::ClientEvent {
+                channel: relayed.channel.into(),
+                event: relayed.event.into(),
+                data: webhook::client_event_data(relayed.data),
+                socket_id: relayed.socket_id.as_str().into(),
+                user_id: relayed.user_id.map(str::to_owned),
+            }),
+            Transition::CacheMiss { channel } => {
+                self.emit(WebhookKind::CacheMiss, || WebhookEvent::CacheMiss { channel: channel.into() });
+            }
+            _ => {}
+        }
+    }
+
+    fn send(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent, timing: Timing) {
         let Some(sender) = self.sender.as_ref().filter(|_| self.wants(kind)) else { return };
-        let job = Job { app_id: self.app_id.clone(), event: event(), at: Instant::now() };
+        let job = Job { app_id: self.app_id.clone(), event: event(), at: Instant::now(), timing };
         if sender.try_send(job).is_err() {
             self.dropped.inc();
             tracing::warn!(app = %self.app_id, "webhook queue full: event dropped");
+        }
+    }
+}
+
+/// On a single node, every webhook follows from a local transition.
+impl Observer for Webhooks {
+    fn observe(&self, transition: Transition<'_>) {
+        match transition {
+            Transition::Occupied { channel } => {
+                self.emit(WebhookKind::ChannelOccupied, || WebhookEvent::ChannelOccupied { channel: channel.into() });
+            }
+            Transition::Vacated { channel } => {
+                self.emit(WebhookKind::ChannelVacated, || WebhookEvent::ChannelVacated { channel: channel.into() });
+            }
+            Transition::MemberAdded { channel, member } => {
+                self.emit(WebhookKind::MemberAdded, || WebhookEvent::MemberAdded {
+                    channel: channel.into(),
+                    user_id: member.user_id.clone(),
+                });
+            }
+            Transition::MemberRemoved { channel, user_id } => {
+                self.emit(WebhookKind::MemberRemoved, || WebhookEvent::MemberRemoved {
+                    channel: channel.into(),
+                    user_id: user_id.into(),
+                });
+            }
+            other => self.observe_node_local(other),
         }
     }
 }
