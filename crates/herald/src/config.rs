@@ -41,6 +41,10 @@ pub struct Config {
     pub webhook_delay: Duration,
     /// PEM file of extra CA certificates trusted for https webhook endpoints.
     pub webhook_ca_file: Option<PathBuf>,
+    /// `redis://HOST:PORT[/DB]`: run as one node of a cluster sharing state through this Redis (or
+    /// Valkey). Every node started with the same URL and the same apps is one cluster. `None`: a
+    /// single node, everything in memory.
+    pub redis_url: Option<String>,
 }
 
 /// How far a connection may fall behind before it is closed as a slow consumer.
@@ -152,6 +156,7 @@ impl Config {
             shutdown_spread: Duration::from_secs(2),
             webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
             webhook_ca_file: None,
+            redis_url: None,
         }
     }
 
@@ -187,6 +192,7 @@ impl Config {
             shutdown_spread: defaults.shutdown_spread,
             webhook_delay: defaults.webhook_delay,
             webhook_ca_file: file.webhook_ca_file,
+            redis_url: file.redis_url,
         })
     }
 
@@ -201,6 +207,9 @@ impl Config {
         check_range("pong timeout (seconds)", self.pong_timeout.as_secs(), 1, 3_600)?;
         for app in &self.apps {
             check_range("max_event_bytes", app.max_event_bytes as u64, 1, 16 << 20)?;
+        }
+        if let Some(url) = &self.redis_url {
+            crate::cluster::check_url(url).map_err(|why| ConfigError::Invalid(format!("redis url {url:?}: {why}")))?;
         }
         if let Some(path) = &self.webhook_ca_file {
             crate::webhooks::delivery::tls_config(Some(path))
@@ -254,6 +263,7 @@ struct ConfigFile {
     pong_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     webhook_ca_file: Option<PathBuf>,
+    redis_url: Option<String>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }

@@ -12,9 +12,11 @@
 //! - [`rest`]: the REST API.
 //! - [`metrics`]: counters and gauges for `GET /metrics`.
 //! - [`webhooks`]: events POSTed to the apps' endpoints.
+//! - [`cluster`]: several nodes as one server, through Redis.
 //! - [`shutdown`]: signals and draining.
 
 pub mod apps;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -39,7 +41,15 @@ use tokio::net::TcpListener;
 /// return once they are closed.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
     let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
-    let node = Arc::new(Node::new(config, webhook_sender, hub::NodeId(rand::random::<u32>().max(1))));
+    let node = match config.redis_url.clone() {
+        None => Arc::new(Node::new(config, webhook_sender, cluster::random_id())),
+        Some(url) => {
+            let (node, link) = cluster::node(config, webhook_sender, &url).await;
+            let node = Arc::new(node);
+            cluster::start(&node, link);
+            node
+        }
+    };
     webhooks::start(&node, webhook_jobs);
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));

@@ -48,6 +48,9 @@ struct ServeArgs {
     /// Port to listen on; 0 picks a free one [default: 6001].
     #[arg(long, env = "HERALD_PORT")]
     port: Option<u16>,
+    /// Join the cluster of every node started with this Redis or Valkey: redis://HOST:PORT[/DB].
+    #[arg(long, env = "HERALD_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 fn parse_host(value: &str) -> Result<IpAddr, String> {
@@ -104,6 +107,9 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(port) = args.port {
         config.port = port;
+    }
+    if let Some(url) = args.redis_url {
+        config.redis_url = Some(url);
     }
     config.validate()?;
     Ok(config)

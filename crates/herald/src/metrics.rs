@@ -37,6 +37,31 @@ pub struct Metrics {
     pub webhooks: crate::webhooks::delivery::Counters,
     /// Webhook events dropped because the dispatcher's queue was full.
     pub webhooks_dropped: Counter,
+    /// The link to the other nodes of a cluster (all zero on a single node).
+    pub cluster: Cluster,
+}
+
+/// What the cluster link counts.
+#[derive(Debug, Default, Clone)]
+pub struct Cluster {
+    /// 1 while Redis answers, 0 during an outage (and on a single node).
+    pub redis_up: Gauge,
+    /// Outages of Redis, each counted once however long it lasts.
+    pub redis_outages: Counter,
+    /// Events sent to the other nodes through Redis.
+    pub events_forwarded: Counter,
+    /// Events from other nodes delivered here.
+    pub events_received: Counter,
+    /// Events that could not cross Redis (an outage, a full queue, a lagging subscriber).
+    pub events_lost: Counter,
+    /// Transitions dropped because the queue to the Redis task was full.
+    pub queue_overflows: Counter,
+    /// Full re-announcements of this node's share and re-reads of the others'.
+    pub resyncs: Counter,
+    /// Other nodes this node currently hears from.
+    pub peers: Gauge,
+    /// Nodes found dead (no heartbeat) and removed by this node.
+    pub nodes_reaped: Counter,
 }
 
 impl Default for Metrics {
@@ -54,6 +79,7 @@ impl Default for Metrics {
             channels: Gauge::default(),
             webhooks: crate::webhooks::delivery::Counters::default(),
             webhooks_dropped: Counter::default(),
+            cluster: Cluster::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Open WebSocket connections", metrics.connections.clone());
@@ -85,6 +111,32 @@ impl Default for Metrics {
             "Webhook events dropped: dispatcher queue full",
             metrics.webhooks_dropped.clone(),
         );
+        let cluster = &metrics.cluster;
+        registry.register("cluster_redis_up", "1 while the cluster's Redis answers", cluster.redis_up.clone());
+        registry.register("cluster_redis_outages", "Redis outages seen by this node", cluster.redis_outages.clone());
+        registry.register(
+            "cluster_events_forwarded",
+            "Events sent to the other nodes through Redis",
+            cluster.events_forwarded.clone(),
+        );
+        registry.register(
+            "cluster_events_received",
+            "Events from other nodes delivered here",
+            cluster.events_received.clone(),
+        );
+        registry.register(
+            "cluster_events_lost",
+            "Events that could not cross Redis (outage, full queue, lagging subscriber)",
+            cluster.events_lost.clone(),
+        );
+        registry.register(
+            "cluster_queue_overflows",
+            "Transitions dropped: the queue to the Redis task was full",
+            cluster.queue_overflows.clone(),
+        );
+        registry.register("cluster_resyncs", "Full re-announcements and re-reads of shares", cluster.resyncs.clone());
+        registry.register("cluster_peers", "Other nodes this node hears from", cluster.peers.clone());
+        registry.register("cluster_nodes_reaped", "Dead nodes removed by this node", cluster.nodes_reaped.clone());
         Self { registry, ..metrics }
     }
 }

@@ -44,7 +44,7 @@ pub struct Node {
 impl Node {
     /// A node for this configuration, with the webhooks of its apps as their hubs' only observers.
     pub fn new(config: Config, webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>, id: NodeId) -> Self {
-        Self::observed(config, webhooks, id, |_, hooks| Arc::new(hooks.clone()))
+        Self::observed(config, webhooks, id, Metrics::default(), |_, hooks| Arc::new(hooks.clone()))
     }
 
     /// A node whose apps' hubs are observed by what `observer` makes of each app's config and
@@ -53,9 +53,9 @@ impl Node {
         config: Config,
         webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>,
         id: NodeId,
+        metrics: Metrics,
         observer: impl Fn(&crate::config::AppConfig, &crate::webhooks::Webhooks) -> Arc<dyn Observer>,
     ) -> Self {
-        let metrics = Metrics::default();
         Self {
             apps: AppStore::new(&config.apps, &webhooks, &metrics.webhooks_dropped, observer),
             config,

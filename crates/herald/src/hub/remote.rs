@@ -15,7 +15,7 @@ use pusher_wire::frame::server;
 use pusher_wire::{ChannelName, RawJson};
 
 use super::channel::{Channel, ChannelState};
-use super::{Hub, NodeId, keep_cached};
+use super::{CachedEvent, Hub, NodeId, keep_cached};
 use crate::connection::outbox::{ConnId, Frame};
 
 /// A change made on another node.
@@ -32,6 +32,18 @@ pub enum Remote<'a> {
         data: &'a str,
         /// The connection the publisher excluded, when it is on this node.
         except: Option<ConnId>,
+    },
+    /// The last event of a cache channel, read from Redis (a node starting after it was published):
+    /// kept unless this node has a newer one; delivered to nobody.
+    Cached {
+        /// The channel.
+        channel: &'a ChannelName,
+        /// The frame as the publishing node encoded it.
+        frame: &'a Frame,
+        /// The event data.
+        data: &'a str,
+        /// When it stops being replayed.
+        expires: Instant,
     },
     /// A client event sent by a connection there.
     ClientEvent {
@@ -133,6 +145,14 @@ impl Hub {
             }
             Remote::UserEvent { user_id, frame, except } => self.users.deliver(user_id, frame, except),
             Remote::Terminate { user_id } => self.users.kill(user_id),
+            Remote::Cached { channel, frame, data, expires } => {
+                self.with_channel(channel, now, |state| {
+                    if state.live_cache(now).is_none() && expires > now {
+                        state.cache = Some(CachedEvent { frame: frame.clone(), data: data.to_owned(), expires });
+                    }
+                });
+                0
+            }
             Remote::Count { node, channel, subscribers } => {
                 self.set_count(node, channel, subscribers, now);
                 0
