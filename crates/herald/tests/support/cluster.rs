@@ -195,3 +195,34 @@ pub async fn metrics(addr: SocketAddr) -> String {
     let rest = super::RestClient { addr, key: String::new(), secret: String::new(), app_id: String::new() };
     rest.send("GET", "/metrics", String::new()).await.text
 }
+
+/// Poll `check` until it returns `Some`, for up to 20 s; panics with `what` otherwise. For what
+/// crosses the cluster after the fact (counts, rosters): each node learns of the others' changes a
+/// moment later.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Presence `channel_data` for user `id`.
+pub fn member(id: &str) -> String {
+    serde_json::json!({"user_id": id, "user_info": {"name": format!("user {id}")}}).to_string()
+}
+
+/// Make sure everything `from` has sent to the cluster so far has reached the node of `to`: a
+/// node's share changes and events leave it in order and arrive in order, so once an event
+/// triggered on `from` reaches `to` (subscribed to `channel`), so has everything before it.
+pub async fn barrier(from: &TestServer, to: &mut super::WsClient, channel: &str) {
+    from.rest().trigger(&[channel], "herald-test-barrier", "{}").await;
+    to.recv_until("herald-test-barrier").await;
+}
