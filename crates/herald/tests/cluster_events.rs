@@ -2,6 +2,9 @@
 //! on any node reaches every subscriber on every node exactly once, in order; `socket_id` exclusion
 //! works for a socket on another node; client events reach the other nodes, never the sender.
 
+// The helpers below run outside #[test] functions; a failed unwrap there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use serde_json::json;

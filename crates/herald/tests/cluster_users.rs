@@ -1,6 +1,9 @@
 //! Signed-in users across a cluster: server-to-user events, watchlist online/offline and
 //! `terminate_connections` (both REST paths) reach the user's connections on every node.
 
+// The helpers below run outside #[test] functions; a failed unwrap there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use pusher_wire::auth::sign_user;
