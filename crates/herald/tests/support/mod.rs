@@ -6,6 +6,7 @@
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 pub mod cluster;
+pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
