@@ -200,6 +200,18 @@ impl WsClient {
         }
     }
 
+    /// The first `event` frame within `wait` (longer than [`WAIT`]), skipping any other.
+    pub async fn expect_within(&mut self, event: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.recv_within(left).await.unwrap_or_else(|| panic!("no {event} within {wait:?}"));
+            if frame["event"] == event {
+                return frame;
+            }
+        }
+    }
+
     /// Every frame up to and including the first `event` frame. With a REST-triggered `event` as a
     /// marker this reads everything queued for the connection before the trigger.
     pub async fn recv_until(&mut self, event: &str) -> Vec<Value> {
