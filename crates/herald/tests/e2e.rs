@@ -5,7 +5,9 @@
 //! Each `#[test]` is one scenario: it starts its own `herald serve` on 127.0.0.1 port 0, reads the
 //! port from the log, and runs one client script from `tests/e2e/` with the server's address and
 //! credentials in its environment (`HERALD_HOST`, `HERALD_PORT`, `HERALD_APP_ID`, `HERALD_KEY`,
-//! `HERALD_SECRET`). A scenario started with [`scenario_with_webhooks`] also gets
+//! `HERALD_SECRET`). Every scenario also runs against a cluster (`cluster::`): two nodes sharing a
+//! `redis-server` started for it, `HERALD_PORT` being the first node (for WebSocket clients) and
+//! `HERALD_REST_PORT` the second (for the server SDKs). A scenario with webhooks also gets
 //! `HERALD_WEBHOOK_PORT`: a loopback port that the server posts webhooks to
 //! (`http://127.0.0.1:PORT/pusher/webhooks`), already listening, handed to the script as its stdin
 //! (so that nothing else can take the port between here and the script). The script does the
@@ -20,7 +22,7 @@
 //! `shared/clients/ruby` and `shared/seed-demo` next to the repository.
 //!
 //! Adding a scenario: write the client script under `tests/e2e/` (`.mjs` for Node, `.py` for
-//! Python), then a `#[test]` calling [`scenario`] with it. Ruby scripts run as children of a Node
+//! Python), then a line in `scenarios!`. Ruby scripts run as children of a Node
 //! script (`runRuby` in `lib/harness.mjs`), which holds the WebSocket side of the scenario.
 
 use std::io::{BufRead, BufReader, Read};
@@ -31,6 +33,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod support;
 
 const APP_ID: &str = "1";
 const KEY: &str = "herald-e2e-key";
@@ -46,109 +50,63 @@ const KILL_GRACE: Duration = Duration::from_secs(15);
 /// How long the server may take to log its address.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
-#[test]
-fn seed_demo_with_pusher_js_3_and_ruby_gem_0_15_2() {
-    scenario("browser/seed_demo.mjs", &["3", "0.15.2"]);
+/// Each scenario runs twice, from the same definition: against one node (`single::`), and against a
+/// cluster of two nodes sharing a real `redis-server` (`cluster::`), the WebSocket clients on node A
+/// and the server SDKs on node B.
+macro_rules! scenarios {
+    ($($name:ident: $script:literal, [$($arg:literal),*], $hooks:expr;)*) => {
+        mod single {
+            use super::{NO_WEBHOOKS, WEBHOOKS};
+            $(#[test]
+            fn $name() {
+                super::run_scenario($script, &[$($arg),*], $hooks, super::Mode::Single);
+            })*
+        }
+        mod cluster {
+            use super::{NO_WEBHOOKS, WEBHOOKS};
+            $(#[test]
+            fn $name() {
+                super::run_scenario($script, &[$($arg),*], $hooks, super::Mode::Cluster);
+            })*
+        }
+    };
 }
 
-#[test]
-fn seed_demo_with_pusher_js_8_and_ruby_gem_latest() {
-    scenario("browser/seed_demo.mjs", &["8", "latest"]);
+/// Whether the server posts webhooks to a port the script listens on (`HERALD_WEBHOOK_PORT`).
+const WEBHOOKS: bool = true;
+const NO_WEBHOOKS: bool = false;
+
+scenarios! {
+    seed_demo_with_pusher_js_3_and_ruby_gem_0_15_2: "browser/seed_demo.mjs", ["3", "0.15.2"], NO_WEBHOOKS;
+    seed_demo_with_pusher_js_8_and_ruby_gem_latest: "browser/seed_demo.mjs", ["8", "latest"], NO_WEBHOOKS;
+    pusher_js_on_node_receives_node_sdk_triggers_and_batches: "node/sdk_events.mjs", ["node"], NO_WEBHOOKS;
+    pusher_js_on_node_receives_python_sdk_triggers_and_batches: "node/sdk_events.mjs", ["python"], NO_WEBHOOKS;
+    private_and_presence_channels_with_pusher_js_8: "node/private_presence.mjs", ["8"], NO_WEBHOOKS;
+    private_and_presence_channels_with_pusher_js_7: "node/private_presence.mjs", ["7"], NO_WEBHOOKS;
+    client_events_and_their_rate_limit_with_pusher_js_8: "node/client_events.mjs", ["8"], NO_WEBHOOKS;
+    client_events_and_their_rate_limit_with_pusher_js_7: "node/client_events.mjs", ["7"], NO_WEBHOOKS;
+    encrypted_cache_and_subscription_count_with_pusher_js_8: "node/encrypted_cache.mjs", ["8"], NO_WEBHOOKS;
+    encrypted_cache_and_subscription_count_with_pusher_js_7: "node/encrypted_cache.mjs", ["7"], NO_WEBHOOKS;
+    signin_user_events_watchlist_and_terminate_with_pusher_js_8: "node/users.mjs", ["8"], NO_WEBHOOKS;
+    signin_user_events_watchlist_and_terminate_with_pusher_js_7: "node/users.mjs", ["7"], NO_WEBHOOKS;
+    webhooks_validated_by_node_and_python_sdks_with_pusher_js_8: "node/webhooks.mjs", ["8"], WEBHOOKS;
+    laravel_echo_with_pusher_js_8: "node/laravel_echo.mjs", [], NO_WEBHOOKS;
+    ruby_gem_read_api_and_tokens_with_pusher_js_8: "node/read_api.mjs", ["ruby", "8"], NO_WEBHOOKS;
+    ruby_gem_read_api_and_tokens_with_pusher_js_7: "node/read_api.mjs", ["ruby", "7"], NO_WEBHOOKS;
+    python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_8: "node/read_api.mjs", ["python", "8"], NO_WEBHOOKS;
+    python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7: "node/read_api.mjs", ["python", "7"], NO_WEBHOOKS;
 }
 
-#[test]
-fn pusher_js_on_node_receives_node_sdk_triggers_and_batches() {
-    scenario("node/sdk_events.mjs", &["node"]);
+/// One node, or a cluster of two sharing a `redis-server`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Single,
+    Cluster,
 }
 
-#[test]
-fn pusher_js_on_node_receives_python_sdk_triggers_and_batches() {
-    scenario("node/sdk_events.mjs", &["python"]);
-}
-
-#[test]
-fn private_and_presence_channels_with_pusher_js_8() {
-    scenario("node/private_presence.mjs", &["8"]);
-}
-
-#[test]
-fn private_and_presence_channels_with_pusher_js_7() {
-    scenario("node/private_presence.mjs", &["7"]);
-}
-
-#[test]
-fn client_events_and_their_rate_limit_with_pusher_js_8() {
-    scenario("node/client_events.mjs", &["8"]);
-}
-
-#[test]
-fn client_events_and_their_rate_limit_with_pusher_js_7() {
-    scenario("node/client_events.mjs", &["7"]);
-}
-
-#[test]
-fn encrypted_cache_and_subscription_count_with_pusher_js_8() {
-    scenario("node/encrypted_cache.mjs", &["8"]);
-}
-
-#[test]
-fn encrypted_cache_and_subscription_count_with_pusher_js_7() {
-    scenario("node/encrypted_cache.mjs", &["7"]);
-}
-
-#[test]
-fn signin_user_events_watchlist_and_terminate_with_pusher_js_8() {
-    scenario("node/users.mjs", &["8"]);
-}
-
-#[test]
-fn signin_user_events_watchlist_and_terminate_with_pusher_js_7() {
-    scenario("node/users.mjs", &["7"]);
-}
-
-#[test]
-fn webhooks_validated_by_node_and_python_sdks_with_pusher_js_8() {
-    scenario_with_webhooks("node/webhooks.mjs", &["8"]);
-}
-
-#[test]
-fn laravel_echo_with_pusher_js_8() {
-    scenario("node/laravel_echo.mjs", &[]);
-}
-
-#[test]
-fn ruby_gem_read_api_and_tokens_with_pusher_js_8() {
-    scenario("node/read_api.mjs", &["ruby", "8"]);
-}
-
-#[test]
-fn ruby_gem_read_api_and_tokens_with_pusher_js_7() {
-    scenario("node/read_api.mjs", &["ruby", "7"]);
-}
-
-#[test]
-fn python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_8() {
-    scenario("node/read_api.mjs", &["python", "8"]);
-}
-
-#[test]
-fn python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7() {
-    scenario("node/read_api.mjs", &["python", "7"]);
-}
-
-/// Run one client script against a fresh server and panic with everything needed to debug it if
-/// the script fails or hangs.
-fn scenario(script: &str, args: &[&str]) {
-    run_scenario(script, args, false);
-}
-
-/// [`scenario`], with the server posting webhooks to a port the script listens on
-/// (`HERALD_WEBHOOK_PORT`).
-fn scenario_with_webhooks(script: &str, args: &[&str]) {
-    run_scenario(script, args, true);
-}
-
-fn run_scenario(script: &str, args: &[&str], webhooks: bool) {
+/// Run one client script against fresh servers and panic with everything needed to debug it if the
+/// script fails or hangs.
+fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
     let paths = Paths::checked();
     // By extension: `.mjs` runs under Node with `tests/e2e/node_modules`, `.py` under the venv's Python.
     let program = match Path::new(script).extension().and_then(|ext| ext.to_str()) {
@@ -159,8 +117,20 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool) {
     // Listening from here on and handed over as is: a port closed here and bound again by the script
     // could be taken in between by any other process binding port 0 (another scenario's server).
     let webhook_port = webhooks.then(WebhookPort::reserve);
-    let server_args: Vec<String> = webhook_port.iter().flat_map(WebhookPort::server_args).collect();
-    let mut server = Herald::start(&server_args);
+    let mut server_args: Vec<String> = webhook_port.iter().flat_map(WebhookPort::server_args).collect();
+    let redis = (mode == Mode::Cluster).then(support::cluster::RedisServer::start);
+    if let Some(redis) = &redis {
+        server_args.extend(["--redis-url".into(), redis.url()]);
+    }
+    let mut servers = vec![Herald::start(&server_args)];
+    if mode == Mode::Cluster {
+        servers.push(Herald::start(&server_args));
+        for server in &mut servers {
+            server.wait_for_peers(1);
+        }
+    }
+    // WebSocket clients on the first node; REST (the server SDKs) on the last.
+    let (ws_port, rest_port) = (servers[0].port, servers[servers.len() - 1].port);
     let mut command = Command::new(&program);
     match webhook_port {
         Some(listener) => {
@@ -175,7 +145,8 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool) {
         .args(args)
         .current_dir(&paths.e2e)
         .env("HERALD_HOST", "127.0.0.1")
-        .env("HERALD_PORT", server.port.to_string())
+        .env("HERALD_PORT", ws_port.to_string())
+        .env("HERALD_REST_PORT", rest_port.to_string())
         .env("HERALD_APP_ID", APP_ID)
         .env("HERALD_KEY", KEY)
         .env("HERALD_SECRET", SECRET)
@@ -190,15 +161,19 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool) {
     if outcome.passed() {
         return;
     }
-    let server_state = server.state();
+    let logs: Vec<String> = servers
+        .iter_mut()
+        .enumerate()
+        .map(|(i, server)| format!("---- herald node {i} ({}) log ----\n{}", server.state(), server.log()))
+        .collect();
     panic!(
         "e2e scenario `{shown}` {} after {:.1}s\n\
-         ---- its stdout ----\n{}\n---- its stderr ----\n{}\n---- herald ({server_state}) log ----\n{}",
+         ---- its stdout ----\n{}\n---- its stderr ----\n{}\n{}",
         outcome.describe(),
         started.elapsed().as_secs_f64(),
         outcome.stdout,
         outcome.stderr,
-        server.log(),
+        logs.join("\n"),
     );
 }
 
@@ -353,6 +328,19 @@ impl Herald {
         self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
+    /// Wait until this node of a cluster hears from `peers` others (its `/metrics` says so).
+    fn wait_for_peers(&mut self, peers: usize) {
+        let wanted = format!("herald_cluster_peers {peers}\n");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while Instant::now() < deadline {
+            if http_get(self.port, "/metrics").contains(&wanted) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("herald ({}) never heard from {peers} other node(s); its log:\n{}", self.state(), self.log());
+    }
+
     /// "running", or how it exited: a server that died mid-scenario explains most failures.
     fn state(&mut self) -> String {
         match self.child.try_wait() {
@@ -368,6 +356,19 @@ impl Drop for Herald {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (empty on any failure).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut response);
+    }
+    response
 }
 
 /// The port in herald's `listening on http://127.0.0.1:PORT ...` line.

@@ -21,10 +21,14 @@ export function required(name) {
   return value;
 }
 
-/** Where Herald listens and the one app it serves. */
+/**
+ * Where Herald listens and the one app it serves. `port` is for WebSocket clients, `restPort` for
+ * the server SDKs: the same port on a single node, two nodes of one cluster otherwise.
+ */
 export const server = {
   host: required('HERALD_HOST'),
   port: Number(required('HERALD_PORT')),
+  restPort: Number(process.env.HERALD_REST_PORT || required('HERALD_PORT')),
   appId: required('HERALD_APP_ID'),
   key: required('HERALD_KEY'),
   secret: required('HERALD_SECRET'),
@@ -139,7 +143,7 @@ export function nodeSdk(options = {}) {
     key: server.key,
     secret: server.secret,
     host: server.host,
-    port: server.port,
+    port: server.restPort,
     useTLS: false,
     ...options,
   });
@@ -370,6 +374,26 @@ export function expectEqual(actual, expected, what) {
 }
 
 /** Throw `message` unless `condition`. */
+/**
+ * Poll `read` until its value deep-equals `expected` (up to 10 s), then pass as `expectEqual` does;
+ * fail with the last value otherwise. For REST reads after a change: a node answers from its view
+ * of the cluster, which hears of a change made on another node a moment later (reads on hosted
+ * Pusher are eventually consistent too). On a single node the first read is already final.
+ */
+export async function settled(read, expected, what) {
+  let last;
+  try {
+    await until(10_000, what, async () => {
+      last = await read();
+      return isDeepStrictEqual(last, expected);
+    });
+  } catch {
+    // Report the difference rather than a bare timeout.
+  }
+  expectEqual(last, expected, what);
+  return last;
+}
+
 export function expect(condition, message) {
   if (!condition) throw new Error(message);
   step(`ok: ${message}`);

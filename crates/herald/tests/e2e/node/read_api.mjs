@@ -24,9 +24,11 @@ import {
   pusherJs,
   recordEvents,
   recordFrames,
+  restGet,
   run,
   runPython,
   runRuby,
+  settled,
   signedBy,
   sleep,
   step,
@@ -113,6 +115,18 @@ run(async () => {
   await subscribed(holders.A2, PRESENCE, 'A2');
   await subscribed(holders.A1, PUBLIC, 'A1');
   await subscribed(holders.B, PUBLIC, 'B');
+  // The SDK below reads from the node its REST calls reach, which in a cluster hears of these
+  // subscriptions (made on another node) a moment later.
+  await settled(
+    () => restGet(sdk, `/channels/${PRESENCE}`, { info: 'user_count,subscription_count' }),
+    { occupied: true, user_count: 2, subscription_count: 3 },
+    'REST sees both presence users on three connections',
+  );
+  await settled(
+    () => restGet(sdk, `/channels/${PUBLIC}`, { info: 'subscription_count' }),
+    { occupied: true, subscription_count: 2 },
+    'REST sees both public subscriptions',
+  );
 
   if (sdkName === 'ruby') {
     let answers;

@@ -42,7 +42,7 @@ def main():
         secret=setting("HERALD_SECRET"),
         host=setting("HERALD_HOST"),
         # The SDK insists on an int here.
-        port=int(setting("HERALD_PORT")),
+        port=int(os.environ.get("HERALD_REST_PORT") or setting("HERALD_PORT")),
         ssl=False,
         timeout=10,
     )

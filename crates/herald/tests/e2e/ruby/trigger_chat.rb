@@ -13,7 +13,7 @@ settings = %w[HERALD_HOST HERALD_PORT HERALD_APP_ID HERALD_KEY HERALD_SECRET].to
 end
 
 Pusher.url = "http://#{settings['HERALD_KEY']}:#{settings['HERALD_SECRET']}" \
-             "@#{settings['HERALD_HOST']}:#{settings['HERALD_PORT']}/apps/#{settings['HERALD_APP_ID']}"
+             "@#{settings['HERALD_HOST']}:#{ENV.fetch('HERALD_REST_PORT', settings['HERALD_PORT'])}/apps/#{settings['HERALD_APP_ID']}"
 # httpclient's default is a 60 s receive timeout; fail well inside the scenario's own timeout.
 Pusher.timeout = 10 if Pusher.respond_to?(:timeout=)
 
