@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use scenarios::cluster::ClusterRun;
 use scenarios::fanout::Fanout;
 use scenarios::slow_consumer::SlowConsumer;
 use serde_json::json;
@@ -68,6 +69,8 @@ enum Scenario {
     ClientEvents,
     Churn,
     SlowConsumer,
+    /// Two nodes and a redis-server; then one node with and without `--redis-url`.
+    Cluster,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -91,6 +94,7 @@ struct Sizes {
     pair_duration: Duration,
     churn: Duration,
     slow: SlowConsumer,
+    cluster: ClusterRun,
 }
 
 impl Sizes {
@@ -107,6 +111,13 @@ impl Sizes {
                 pair_duration: secs(2),
                 churn: secs(2),
                 slow: SlowConsumer { healthy: 20, stalled: 2, rate: 50, payload: 1000, duration: secs(2) },
+                cluster: ClusterRun {
+                    subscribers: 100,
+                    burst: secs(1),
+                    latency_subscribers: 20,
+                    rate: 50,
+                    steady: secs(1),
+                },
             },
             Mode::Quick => Self {
                 connections: 10_000,
@@ -118,6 +129,13 @@ impl Sizes {
                 pair_duration: secs(10),
                 churn: secs(10),
                 slow: SlowConsumer { healthy: 100, stalled: 10, rate: 200, payload: 8_000, duration: secs(10) },
+                cluster: ClusterRun {
+                    subscribers: 10_000,
+                    burst: secs(5),
+                    latency_subscribers: 1_000,
+                    rate: 1_000,
+                    steady: secs(5),
+                },
             },
             Mode::Full => Self {
                 connections: 19_500,
@@ -129,6 +147,13 @@ impl Sizes {
                 pair_duration: secs(30),
                 churn: secs(30),
                 slow: SlowConsumer { healthy: 100, stalled: 10, rate: 200, payload: 8_000, duration: secs(30) },
+                cluster: ClusterRun {
+                    subscribers: 10_000,
+                    burst: secs(15),
+                    latency_subscribers: 1_000,
+                    rate: 1_000,
+                    steady: secs(15),
+                },
             },
         }
     }
@@ -146,6 +171,7 @@ impl Sizes {
         if let Some(secs) = cli.secs.map(Duration::from_secs) {
             (self.burst, self.trigger, self.pair_duration, self.churn, self.slow.duration) =
                 (secs, secs, secs, secs, secs);
+            (self.cluster.burst, self.cluster.steady) = (secs, secs);
         }
     }
 }
@@ -222,6 +248,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let report = scenarios::slow_consumer::run(&target, sizes.slow).await;
         finish(target, report, &cli, &machine).await?;
     }
+    if wanted(Scenario::Cluster) && cli.url.is_none() {
+        let report = scenarios::cluster::run(&cli.server, cli.server_cpu, sizes.cluster).await;
+        save(report, &cli, &machine)?;
+        // One node joined to a Redis (alone in its cluster): what --redis-url costs a node.
+        let redis = server::Redis::start(Some(cli.server_cpu)).await?;
+        let joined = || async {
+            let flags = vec!["--redis-url".to_owned(), redis.url()];
+            let target = Target::start_with(&cli.server, Some(cli.server_cpu), &flags).await?;
+            scenarios::cluster::wait_for_peers(&target, 0).await?;
+            anyhow::Ok(target)
+        };
+        let target = joined().await?;
+        let report =
+            scenarios::connect::run(&target, sizes.connections, 200).await.map(|r| r.renamed("connect-with-redis"));
+        finish(target, report, &cli, &machine).await?;
+        let subscribers = sizes.cluster.subscribers;
+        let target = joined().await?;
+        let fanout = Fanout { subscribers, burst: sizes.burst, publishers: 4, rate: 20, steady: sizes.steady };
+        let report = scenarios::fanout::run(&target, fanout)
+            .await
+            .map(|r| r.renamed(&format!("fanout-{subscribers}-with-redis")));
+        finish(target, report, &cli, &machine).await?;
+        redis.stop().await;
+    }
     Ok(())
 }
 
@@ -240,6 +290,10 @@ async fn finish(
     machine: &serde_json::Value,
 ) -> anyhow::Result<()> {
     target.stop().await;
+    save(report, cli, machine)
+}
+
+fn save(report: anyhow::Result<stats::Report>, cli: &Cli, machine: &serde_json::Value) -> anyhow::Result<()> {
     let report = report?;
     report.print();
     let path = report.save(&cli.out, machine).context("cannot write the results")?;

@@ -38,23 +38,18 @@ pub struct ProcStats {
 impl Target {
     /// Start `binary` on 127.0.0.1 with a free port, pinned to `cpu` if given.
     pub async fn start(binary: &Path, cpu: Option<usize>) -> anyhow::Result<Self> {
+        Self::start_with(binary, cpu, &[]).await
+    }
+
+    /// [`Self::start`] with more `herald serve` flags (`--redis-url ...`).
+    pub async fn start_with(binary: &Path, cpu: Option<usize>, extra: &[String]) -> anyhow::Result<Self> {
         if !binary.exists() {
             bail!("{} does not exist; build it with `cargo build --release -p herald`", binary.display());
         }
         let args =
             ["serve", "--app-id", APP_ID, "--key", KEY, "--secret", SECRET, "--host", "127.0.0.1", "--port", "0"];
-        let mut command = match cpu.filter(|_| which("taskset")) {
-            Some(cpu) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpu.to_string()).arg(binary).args(args);
-                command
-            }
-            None => {
-                let mut command = Command::new(binary);
-                command.args(args);
-                command
-            }
-        };
+        let mut command = pinned(binary, cpu);
+        command.args(args).args(extra);
         command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
         let pid = child.id();
@@ -95,6 +90,68 @@ impl Target {
         if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
             let _ = child.kill().await;
         }
+    }
+}
+
+/// A command running `program`, under `taskset -c cpu` when a CPU is given and taskset exists.
+fn pinned(program: &Path, cpu: Option<usize>) -> Command {
+    match cpu.filter(|_| which("taskset")) {
+        Some(cpu) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpu.to_string()).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A `redis-server` of the benchmark's own: loopback, a free port, no persistence, pinned like the
+/// servers. Its CPU time is part of what a cluster costs.
+pub struct Redis {
+    /// Its port.
+    pub port: u16,
+    /// Its process id.
+    pub pid: Option<u32>,
+    child: Child,
+}
+
+impl Redis {
+    /// Start one and wait until it accepts connections.
+    pub async fn start(cpu: Option<usize>) -> anyhow::Result<Self> {
+        if !which("redis-server") {
+            bail!("redis-server is not installed (apt-get install redis-server)");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut command = pinned(Path::new("redis-server"), cpu);
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let child = command.spawn().context("cannot start redis-server")?;
+        let pid = child.id();
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(Self { port, pid, child });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("redis-server did not start on port {port}")
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its CPU time and RSS now.
+    pub fn stats(&self) -> Option<ProcStats> {
+        self.pid.and_then(proc_stats)
+    }
+
+    /// Stop it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
     }
 }
 

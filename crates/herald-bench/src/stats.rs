@@ -49,6 +49,12 @@ impl Report {
         Self { scenario: scenario.to_owned(), params: Map::new(), rows: Vec::new() }
     }
 
+    /// The same report under another scenario name (a scenario run in another setting).
+    pub fn renamed(mut self, scenario: &str) -> Self {
+        scenario.clone_into(&mut self.scenario);
+        self
+    }
+
     /// Record a parameter of the run.
     pub fn param(&mut self, name: &str, value: impl Into<Value>) {
         self.params.insert(name.to_owned(), value.into());

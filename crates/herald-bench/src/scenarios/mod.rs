@@ -3,6 +3,7 @@
 
 pub mod churn;
 pub mod client_events;
+pub mod cluster;
 pub mod connect;
 pub mod fanout;
 pub mod slow_consumer;
