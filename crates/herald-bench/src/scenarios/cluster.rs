@@ -330,9 +330,9 @@ async fn cross_latency(cluster: &Cluster, sizes: ClusterRun) -> anyhow::Result<(
     let counted = received.clone();
     wait_until(Duration::from_secs(30), || counted.load(Ordering::Relaxed) >= sent).await;
     let lost = sent.saturating_sub(received.load(Ordering::Relaxed));
-    for side in 0..2 {
+    for (side, rest) in rests.iter_mut().enumerate() {
         for i in 0..n / 2 {
-            rests[side].trigger(&format!("lat-{side}-{i}"), "z", "{}").await?;
+            rest.trigger(&format!("lat-{side}-{i}"), "z", "{}").await?;
         }
     }
     let mut latencies = Latencies::default();
