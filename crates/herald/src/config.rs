@@ -317,7 +317,18 @@ mod tests {
         assert!(config.apps[0].client_events);
         assert!(!config.apps[1].client_events);
         assert_eq!(config.apps[1].max_connections, Some(10));
+        assert_eq!(config.redis_url, None, "a single node unless told otherwise");
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn a_redis_url_makes_a_cluster_node_and_a_bad_one_is_refused() {
+        let apps = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
+        let config = Config::from_toml(&format!("redis_url = \"redis://10.0.0.5:6379/2\"\n{apps}")).unwrap();
+        assert_eq!(config.redis_url.as_deref(), Some("redis://10.0.0.5:6379/2"));
+        assert!(config.validate().is_ok());
+        let config = Config::from_toml(&format!("redis_url = \"http://nope\"\n{apps}")).unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("redis url"));
     }
 
     #[test]

@@ -200,3 +200,59 @@ impl Observer for Link {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Relayed;
+
+    fn link(capacity: usize) -> (Link, mpsc::Receiver<Outbound>, Arc<Overflow>, metrics::Cluster) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        let overflow = Arc::new(Overflow::default());
+        let counters = metrics::Cluster::default();
+        (Link::new("1", sender, Webhooks::disabled(), overflow.clone(), counters.clone()), receiver, overflow, counters)
+    }
+
+    #[test]
+    fn a_full_queue_costs_the_event_or_a_re_announcement_never_a_wait() {
+        let (link, mut queue, overflow, counters) = link(1);
+        link.observe(Transition::Counted { channel: "c", subscribers: 1 });
+        assert!(!overflow.take());
+        // The queue is full: a share change asks for a re-announcement, an event is lost.
+        link.observe(Transition::Counted { channel: "c", subscribers: 2 });
+        assert!(overflow.take(), "a lost share change is made good by re-announcing");
+        assert!(!overflow.take(), "once");
+        let frame = Frame::from("{}");
+        let socket_id = SocketId::new(1, 1);
+        let relayed = Relayed {
+            channel: "private-c",
+            event: "client-x",
+            data: None,
+            frame: &frame,
+            socket_id: &socket_id,
+            user_id: None,
+        };
+        link.observe(Transition::ClientEvent(relayed));
+        assert_eq!(counters.queue_overflows.get(), 2);
+        assert_eq!(counters.events_lost.get(), 1);
+        assert!(matches!(queue.try_recv().map(|o| o.forward), Ok(Forward::Count { subscribers: 1, .. })));
+    }
+
+    #[test]
+    fn occupancy_is_left_to_the_counts_and_cache_channels_carry_their_data() {
+        let (link, mut queue, _, _) = link(8);
+        link.observe(Transition::Occupied { channel: "c" });
+        link.observe(Transition::Vacated { channel: "c" });
+        assert!(queue.try_recv().is_err(), "nothing to forward: the counts say it");
+        let frame = Frame::from("{}");
+        link.observe(Transition::Published { channel: "cache-c", frame: &frame, data: "\"d\"", except: None });
+        link.observe(Transition::Published { channel: "news", frame: &frame, data: "\"d\"", except: None });
+        let cached = |o: Outbound| match o.forward {
+            Forward::Event { cached, .. } => cached.map(String::from),
+            _ => panic!("an event"),
+        };
+        assert_eq!(cached(queue.try_recv().unwrap()).as_deref(), Some("\"d\""));
+        assert_eq!(cached(queue.try_recv().unwrap()), None);
+        assert!(link.forwards_events());
+    }
+}

@@ -32,8 +32,8 @@ use crate::node::Node;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A node silent this long is dropped by the others: its members leave, its counts go.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
-/// After (re)connecting, a node does not judge others for this long: after an outage every node
-/// is reconnecting, and none has had the chance to send a heartbeat yet.
+/// After an outage, a node does not judge others for this long: every node is reconnecting (with
+/// at most 2 s between attempts), and none has had the chance to send a heartbeat yet.
 const RECONNECT_GRACE: Duration = Duration::from_secs(10);
 /// How often the removals whose delay is over are collected.
 const DUE_POLL: Duration = Duration::from_millis(250);
@@ -55,8 +55,8 @@ struct AppLink {
 struct Health {
     up: bool,
     announced: bool,
-    /// When the connection last came up.
-    connected_at: Option<Instant>,
+    /// From when this node may find other nodes dead.
+    judge_from: Option<Instant>,
     /// The current outage has been logged (once per outage).
     down_logged: bool,
 }
@@ -144,7 +144,7 @@ impl Sender {
         if !self.health.announced && !self.announce().await {
             return;
         }
-        let judge = self.health.connected_at.is_some_and(|at| at.elapsed() >= RECONNECT_GRACE);
+        let judge = self.health.judge_from.is_some_and(|from| Instant::now() >= from);
         let timeout = NODE_TIMEOUT.as_millis().to_string();
         for i in 0..self.apps.len() {
             let link = &self.apps[i];
@@ -174,7 +174,11 @@ impl Sender {
         if self.health.down_logged {
             tracing::info!("Redis answers again: re-announcing this node's share");
         }
-        self.health = Health { up: true, announced: false, connected_at: Some(Instant::now()), down_logged: false };
+        // The grace applies after an outage only: at a first connection the others' heartbeats
+        // are as fresh as they ever are.
+        let grace = if self.health.down_logged { RECONNECT_GRACE } else { Duration::ZERO };
+        let judge_from = Some(Instant::now() + grace);
+        self.health = Health { up: true, announced: false, judge_from, down_logged: false };
         self.node.metrics.cluster.redis_up.set(1);
     }
 

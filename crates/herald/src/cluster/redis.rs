@@ -20,9 +20,17 @@ const SUBSCRIBER_BUFFER: usize = 16 * 1024;
 /// How long a node id stays reserved without a heartbeat renewing it.
 pub const NODE_ID_TTL: Duration = Duration::from_secs(30);
 
-/// Check a `redis://` URL without connecting.
+/// Check a `redis://` URL without connecting. One server only (Redis, or Valkey): Redis Cluster and
+/// Sentinel URLs are refused rather than half supported.
 pub fn check_url(url: &str) -> Result<(), String> {
-    Config::from_url(url).map(|_| ()).map_err(|error| error.details().to_string())
+    if !url.starts_with("redis://") {
+        return Err("use redis://HOST:PORT[/DB] (one Redis or Valkey server)".into());
+    }
+    let config = Config::from_url(url).map_err(|error| error.details().to_string())?;
+    if !matches!(config.server, ServerConfig::Centralized { .. }) {
+        return Err("only a single server is supported (not a cluster or Sentinel URL)".into());
+    }
+    Ok(())
 }
 
 /// The connections to Redis and what the server supports.
