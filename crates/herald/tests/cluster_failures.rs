@@ -105,6 +105,32 @@ async fn a_killed_node_is_found_within_ten_seconds_and_subtracted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_and_back_is_removed_then_announces_itself_again() {
+    let redis = RedisServer::start();
+    let survivors = nodes(&redis, 2).await;
+    let cut_off = ProcessNode::start(&redis, &[]);
+    support::cluster::wait_for_peers(survivors[0].addr, 2).await;
+    let mut watcher = survivors[0].connect().await;
+    watcher.subscribe_signed("presence-room", Some(&member("w"))).await;
+    let mut far = WsClient::connect(cut_off.addr, KEY).await;
+    far.subscribe_signed("presence-room", Some(&member("far"))).await;
+    watcher.expect("pusher_internal:member_added").await;
+    cut_off.pause();
+    let removed = watcher.expect_within("pusher_internal:member_removed", Duration::from_secs(15)).await;
+    assert_eq!(removed["data"], json!({"user_id": "far"}).to_string());
+    cut_off.resume();
+    // Its next heartbeat finds its share gone; it announces it again, and "far" (still connected
+    // to it) is back.
+    let added = watcher.expect_within("pusher_internal:member_added", Duration::from_secs(15)).await;
+    assert_eq!(added["data"], json!({"user_id": "far", "user_info": {"name": "user far"}}).to_string());
+    for node in &survivors {
+        eventually("the survivors list far again", || async { (users_on(node).await == ["far", "w"]).then_some(()) })
+            .await;
+    }
+    assert!(far.roundtrip().await.iter().all(|f| f["event"] != "pusher:error"), "far's connection went on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_each_node_serves_its_own_clients_and_the_cluster_converges_after() {
     let mut redis = RedisServer::start();
     let cluster = nodes(&redis, 3).await;

@@ -261,6 +261,16 @@ impl ProcessNode {
         Self { addr: addr.parse().expect("a socket address"), child }
     }
 
+    /// Freeze it (SIGSTOP): to the others it is as good as cut off by a partition.
+    pub fn pause(&self) {
+        let _ = Command::new("kill").args(["-STOP", &self.child.id().to_string()]).status();
+    }
+
+    /// Thaw it (SIGCONT).
+    pub fn resume(&self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+    }
+
     /// Kill it without letting it say goodbye.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
