@@ -27,6 +27,10 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Every client connection's task (HTTP and WebSocket), so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// The cluster link's outbound task, which outlives the connections to send Redis what their
+    /// closing changed and to leave the cluster; the webhook dispatcher waits for it too, since
+    /// leaving can decide the last removals.
+    pub cluster_link: TaskTracker,
     /// Background tasks (ticker, webhook dispatch and delivery), which outlive the connections
     /// during shutdown so that the connections' last webhook events are still sent.
     pub tracker: TaskTracker,
@@ -61,6 +65,7 @@ impl Node {
             config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            cluster_link: TaskTracker::new(),
             tracker: TaskTracker::new(),
             metrics,
             id,

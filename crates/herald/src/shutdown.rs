@@ -34,10 +34,14 @@ pub async fn signal() {
 pub async fn drain(node: &Node) {
     node.shutdown.cancel();
     node.connections.close();
+    node.cluster_link.close();
     node.tracker.close();
     let grace = node.config.shutdown_spread + Duration::from_secs(5);
     if tokio::time::timeout(grace, node.connections.wait()).await.is_err() {
         tracing::warn!(remaining = node.connections.len(), "some connections did not close in time");
+    }
+    if tokio::time::timeout(BACKGROUND_GRACE, node.cluster_link.wait()).await.is_err() {
+        tracing::warn!("the cluster link did not finish leaving in time");
     }
     if tokio::time::timeout(BACKGROUND_GRACE, node.tracker.wait()).await.is_err() {
         tracing::warn!(remaining = node.tracker.len(), "some webhooks were still being delivered");

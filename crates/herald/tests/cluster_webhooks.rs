@@ -125,3 +125,25 @@ async fn members_and_client_events_are_reported_once() {
     assert!(left.elapsed() >= DELAY);
     receiver.expect_none(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_node_to_leave_sends_the_removals_still_pending() {
+    let redis = RedisServer::start();
+    let mut receiver = Receiver::start(0).await;
+    let mut nodes = nodes_with(&redis, 1, |config| {
+        config.webhook_delay = Duration::from_secs(30);
+        config.apps[0].webhooks.push(WebhookTarget { url: receiver.url.clone(), events: None });
+    })
+    .await;
+    let mut client = nodes[0].connect().await;
+    client.subscribe_signed("presence-room", Some(&member("u"))).await;
+    let mut hooks = vec![next(&mut receiver).await, next(&mut receiver).await];
+    hooks.sort();
+    assert_eq!(hooks, [event("channel_occupied", "presence-room", ""), event("member_added", "presence-room", "u")]);
+    client.close().await;
+    // Well within the 30 s delay, the node stops: as a single node does, it sends what is held.
+    nodes.pop().unwrap().stop().await;
+    let mut hooks = vec![next(&mut receiver).await, next(&mut receiver).await];
+    hooks.sort();
+    assert_eq!(hooks, [event("channel_vacated", "presence-room", ""), event("member_removed", "presence-room", "u")]);
+}

@@ -79,11 +79,12 @@ pub async fn node(config: Config, webhooks: mpsc::Sender<Job>, url: &str) -> (No
     (node, Pending { redis, queue, overflow })
 }
 
-/// Start the outbound and inbound tasks on the node's background tracker.
+/// Start the outbound task (on the node's cluster-link tracker, which shutdown waits for before the
+/// webhooks stop) and the inbound task (a background task).
 pub fn start(node: &Arc<Node>, pending: Pending) {
     let Pending { redis, queue, overflow } = pending;
     let sender = outbound::Sender::new(node.clone(), redis.clone(), overflow);
-    node.tracker.spawn(sender.run(queue));
+    node.cluster_link.spawn(sender.run(queue));
     node.tracker.spawn(inbound::Receiver::new(node.clone(), redis).run());
 }
 

@@ -140,19 +140,27 @@ impl Dispatcher {
         Self { apps, table: DelayTable::new(delay), delivery }
     }
 
-    /// Run until `shutdown` and until every connection task has ended (their leaving emits the last
-    /// removals); then send what is held, without waiting for the delay, and stop.
-    pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>, shutdown: CancellationToken, connections: TaskTracker) {
+    /// Run until `shutdown` and until every task in `producers` has ended (the connections, whose
+    /// leaving emits the last removals, then the cluster link); then send what is held, without
+    /// waiting for the delay, and stop.
+    pub async fn run(
+        mut self,
+        mut jobs: mpsc::Receiver<Job>,
+        shutdown: CancellationToken,
+        producers: [TaskTracker; 2],
+    ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let connections_gone = async {
+        let producers_done = async {
             shutdown.cancelled().await;
-            connections.wait().await;
+            for tasks in &producers {
+                tasks.wait().await;
+            }
         };
-        tokio::pin!(connections_gone);
+        tokio::pin!(producers_done);
         loop {
             tokio::select! {
-                () = &mut connections_gone => break,
+                () = &mut producers_done => break,
                 job = jobs.recv() => match job {
                     Some(job) => self.take(job),
                     None => break,

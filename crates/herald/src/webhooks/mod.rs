@@ -161,7 +161,8 @@ pub fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
     let delivery =
         delivery::Delivery::new(node.tracker.clone(), node.shutdown.clone(), node.metrics.webhooks.clone(), tls);
     let dispatcher = dispatcher::Dispatcher::new(&node.config.apps, node.config.webhook_delay, delivery);
-    node.tracker.spawn(dispatcher.run(jobs, node.shutdown.clone(), node.connections.clone()));
+    let producers = [node.connections.clone(), node.cluster_link.clone()];
+    node.tracker.spawn(dispatcher.run(jobs, node.shutdown.clone(), producers));
 }
 
 fn bit(kind: WebhookKind) -> u8 {
