@@ -112,14 +112,15 @@ async fn cache_channels_replay_the_last_event_on_every_node_and_on_a_later_one()
     let rest = cluster[0].rest();
     rest.trigger(&["cache-news"], "headline", "\"one\"").await;
     rest.trigger(&["cache-news"], "headline", "\"two\"").await;
-    let replay = eventually("node B has the cached event", || {
+    // Node B may still be on the first event: wait for the last one.
+    let replay = eventually("node B has the last cached event", || {
         let addr = cluster[1].addr;
         async move {
             let mut client = support::WsClient::connect(addr, support::KEY).await;
             client.send(json!({"event": "pusher:subscribe", "data": {"channel": "cache-news"}})).await;
             client.expect("pusher_internal:subscription_succeeded").await;
             let frame = client.recv().await;
-            (frame["event"] == "headline").then_some(frame)
+            (frame["event"] == "headline" && frame["data"] == "\"two\"").then_some(frame)
         }
     })
     .await;

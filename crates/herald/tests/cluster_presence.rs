@@ -45,12 +45,15 @@ async fn a_user_on_two_nodes_is_one_member_added_and_removed_once() {
     let (tab_a, _) = join(&cluster[0], "u").await;
     let added = watcher.expect("pusher_internal:member_added").await;
     assert_eq!(added["data"], json!({"user_id": "u", "user_info": {"name": "user u"}}).to_string());
+    eventually("node B has heard of w and u", || async {
+        (users_on(&cluster[1]).await == ids(&["w", "u"])).then_some(())
+    })
+    .await;
     let (tab_b, roster) = join(&cluster[1], "u").await;
     barrier(&cluster[1], &mut watcher, "probe").await;
     assert!(watcher.roundtrip().await.is_empty(), "a second node's tab is not a new member");
-    // A new subscriber on node B gets every member of every node (B has heard from C by now: the
-    // watcher's join preceded u's, which B has seen).
-    assert!(roster.is_superset(&ids(&["w", "u"])), "{roster:?}");
+    // A new subscriber on node B gets every member of every node.
+    assert_eq!(roster, ids(&["w", "u"]));
     for node in &cluster {
         let node_users = eventually("every node lists w and u", || async {
             let users = users_on(node).await;
