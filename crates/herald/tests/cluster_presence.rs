@@ -193,8 +193,14 @@ async fn presence_stays_exact_while_a_thousand_connections_churn_on_random_nodes
     let cluster: std::sync::Arc<Vec<TestServer>> = std::sync::Arc::new(nodes(&redis, 3).await);
     let mut watchers = Vec::new();
     for (i, node) in cluster.iter().enumerate() {
-        let (mut client, roster) = join(node, &format!("watcher-{i}")).await;
+        // "probe" first: once in the presence channel, member events may come before any reply.
+        let mut client = node.connect().await;
         client.subscribe("probe").await;
+        let frame = client.subscribe_signed("presence-room", Some(&member(&format!("watcher-{i}")))).await;
+        assert_eq!(frame["event"], "pusher_internal:subscription_succeeded", "{frame}");
+        let data: Value = serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
+        let roster =
+            data["presence"]["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
         watchers.push((client, Tracked { members: roster }));
     }
     // Ten users, a hundred connections each, on random nodes; each user closes a random half of
