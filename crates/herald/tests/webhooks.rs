@@ -255,3 +255,29 @@ async fn a_shutdown_still_reports_what_its_closing_connections_vacate() {
         ]
     );
 }
+
+#[tokio::test]
+async fn header_names_are_sent_as_pusher_spells_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw receiver: hyper's server would lower-case the names before anyone could see them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+    let mut config = support::config();
+    config.apps[0].webhooks.push(WebhookTarget { url, events: None });
+    let server = TestServer::start_with(config).await;
+    let mut client = server.connect().await;
+    client.subscribe("news").await;
+    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.unwrap().unwrap();
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&raw).contains("\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "the request ended early");
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+    for name in ["\r\nX-Pusher-Key: ", "\r\nX-Pusher-Signature: ", "\r\nContent-Type: application/json"] {
+        assert!(head.contains(name), "{name:?} missing from:\n{head}");
+    }
+}

@@ -309,7 +309,10 @@ impl Delivery {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        // Header names as Pusher sends them (`X-Pusher-Key`, `X-Pusher-Signature`): PHP apps read
+        // them case-sensitively (the PHP SDK looks up `$headers['X-Pusher-Key']`).
+        let (sender, connection) =
+            hyper::client::conn::http1::Builder::new().title_case_headers(true).handshake(TokioIo::new(stream)).await?;
         self.inner.tracker.spawn(async move {
             let _ = connection.await;
         });
