@@ -151,6 +151,25 @@ async fn an_oversized_message_closes_only_that_connection() {
 }
 
 #[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007_and_counts_as_a_protocol_error() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = TestServer::start().await;
+    let mut bad = server.connect().await;
+    let mut other = server.connect().await;
+    other.subscribe("c").await;
+    let frame = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    bad.stream.send(Message::Frame(frame)).await.expect("send a raw frame");
+    let (code, _) = bad.expect_close().await;
+    assert_eq!(code, 1007);
+    server.rest().trigger(&["c"], "after", "1").await;
+    other.expect("after").await;
+    let metrics = server.rest().send("GET", "/metrics", String::new()).await.text;
+    assert!(metrics.contains(r#"herald_connections_closed_total{reason="protocol_error"} 1"#), "{metrics}");
+}
+
+#[tokio::test]
 async fn a_quiet_client_is_pinged_and_kept_while_it_answers() {
     let mut config = support::config();
     config.activity_timeout = Duration::from_secs(1);

@@ -81,6 +81,9 @@ impl Exit {
         match self {
             Self::ClientClosed | Self::ClientGone | Self::WriteTimeout => None,
             Self::ProtocolError(tungstenite::Error::Capacity(_)) => Some((None, CloseCode::Size, "Message too big")),
+            Self::ProtocolError(tungstenite::Error::Utf8(_)) => {
+                Some((None, CloseCode::Invalid, "Text frame is not UTF-8"))
+            }
             Self::ProtocolError(_) => Some((None, CloseCode::Protocol, "WebSocket protocol error")),
             Self::Shutdown => pusher(ErrorCode::Reconnect, "Server shutting down, please reconnect"),
             Self::Killed(Kill::SlowConsumer) => pusher(ErrorCode::OverCapacity, "Client too slow: outbound queue full"),
@@ -177,6 +180,8 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                     Some(Err(tungstenite::Error::Protocol(e))) => {
                         return Exit::ProtocolError(tungstenite::Error::Protocol(e));
                     }
+                    // A text frame that is not UTF-8 breaks RFC 6455 (close 1007), not the TCP link.
+                    Some(Err(tungstenite::Error::Utf8(e))) => return Exit::ProtocolError(tungstenite::Error::Utf8(e)),
                     Some(Err(_)) | None => return Exit::ClientGone,
                 }
                 out.extend(replies.drain(..));
