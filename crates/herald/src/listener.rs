@@ -2,7 +2,7 @@
 //! port serves WebSockets and the REST API.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -39,6 +39,7 @@ const MAX_HTTP_CONNECTIONS: usize = 4096;
 /// Accept connections until shutdown.
 pub async fn accept(listener: TcpListener, node: Arc<Node>) {
     let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let mut failures = FailureEpisode::default();
     loop {
         let accepted = tokio::select! {
             () = node.shutdown.cancelled() => return,
@@ -46,6 +47,9 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
         };
         match accepted {
             Ok((stream, slot)) => {
+                if let Some((count, lasted)) = failures.succeeded(Instant::now()) {
+                    tracing::info!(failed_accepts = count, ?lasted, "accepting connections again");
+                }
                 // Frames are small and latency matters more than packet count; batching happens in
                 // the outbox instead.
                 let _ = stream.set_nodelay(true);
@@ -56,11 +60,37 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
                 });
             }
             Err(error) => {
-                // Usually the open-file limit: back off instead of spinning, keep serving the others.
-                tracing::warn!(%error, "accept failed");
+                // Usually the open-file limit: back off instead of spinning, keep serving the others,
+                // and say so once per episode rather than ten times a second.
+                if failures.failed(Instant::now()) {
+                    tracing::warn!(%error, "accept failed; retrying every 100 ms (logged again when it recovers)");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// A run of failed accepts, reported when it starts and when it ends.
+#[derive(Debug, Default)]
+struct FailureEpisode {
+    count: u64,
+    since: Option<Instant>,
+}
+
+impl FailureEpisode {
+    /// An accept failed; whether this starts an episode.
+    fn failed(&mut self, now: Instant) -> bool {
+        self.count += 1;
+        let starts = self.since.is_none();
+        self.since.get_or_insert(now);
+        starts
+    }
+
+    /// An accept succeeded; how many failed and for how long, if an episode just ended.
+    fn succeeded(&mut self, now: Instant) -> Option<(u64, Duration)> {
+        let since = self.since.take()?;
+        Some((std::mem::take(&mut self.count), now.saturating_duration_since(since)))
     }
 }
 
@@ -92,5 +122,24 @@ async fn serve_http(stream: TcpStream, node: Arc<Node>) {
     };
     if let Err(error) = result {
         tracing::debug!(%error, "http connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_accepts_are_reported_once_per_episode() {
+        let start = Instant::now();
+        let mut episode = FailureEpisode::default();
+        assert_eq!(episode.succeeded(start), None, "nothing to report");
+        assert!(episode.failed(start));
+        for i in 1..50 {
+            assert!(!episode.failed(start + Duration::from_millis(100 * i)));
+        }
+        assert_eq!(episode.succeeded(start + Duration::from_secs(5)), Some((50, Duration::from_secs(5))));
+        assert_eq!(episode.succeeded(start + Duration::from_secs(6)), None);
+        assert!(episode.failed(start + Duration::from_secs(7)), "a new episode");
     }
 }
