@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod dispatcher;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
@@ -54,6 +55,8 @@ pub struct Webhooks {
     wanted: u8,
     sender: Option<mpsc::Sender<Job>>,
     dropped: Counter,
+    /// Events are being dropped (the queue is full), so the warning is not repeated.
+    overflowing: Arc<AtomicBool>,
 }
 
 impl Webhooks {
@@ -64,12 +67,12 @@ impl Webhooks {
             .filter(|kind| app.webhooks.iter().any(|target| target.wants(**kind)))
             .fold(0u8, |mask, kind| mask | bit(*kind));
         let sender = (wanted != 0).then_some(sender);
-        Self { app_id: app.id.as_str().into(), wanted, sender, dropped }
+        Self { app_id: app.id.as_str().into(), wanted, sender, dropped, overflowing: Arc::default() }
     }
 
     /// A handle that emits nothing (an app without webhooks, tests).
     pub fn disabled() -> Self {
-        Self { app_id: "".into(), wanted: 0, sender: None, dropped: Counter::default() }
+        Self { app_id: "".into(), wanted: 0, sender: None, dropped: Counter::default(), overflowing: Arc::default() }
     }
 
     /// Whether any endpoint wants events of `kind`.
@@ -116,9 +119,19 @@ impl Webhooks {
     fn send(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent, timing: Timing) {
         let Some(sender) = self.sender.as_ref().filter(|_| self.wants(kind)) else { return };
         let job = Job { app_id: self.app_id.clone(), event: event(), at: Instant::now(), timing };
-        if sender.try_send(job).is_err() {
-            self.dropped.inc();
-            tracing::warn!(app = %self.app_id, "webhook queue full: event dropped");
+        match sender.try_send(job) {
+            Ok(()) => {
+                if self.overflowing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(app = %self.app_id, "webhook queue has room again");
+                }
+            }
+            Err(_) => {
+                self.dropped.inc();
+                // Once per episode: this runs with hub locks held, possibly for every event.
+                if !self.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(app = %self.app_id, "webhook queue full: events dropped (counted in herald_webhooks_dropped_total)");
+                }
+            }
         }
     }
 }
@@ -196,6 +209,24 @@ mod tests {
         hooks.emit(WebhookKind::ChannelOccupied, || WebhookEvent::ChannelOccupied { channel: "c".into() });
         assert_eq!(receiver.try_recv().map(|job| job.event.kind()).ok(), Some(WebhookKind::ChannelOccupied));
         assert!(receiver.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_warns_once_per_episode() {
+        let mut app = AppConfig::new("1", "k", "s");
+        app.webhooks.push(WebhookTarget { url: "http://127.0.0.1:1/h".into(), events: None });
+        let (sender, mut receiver) = mpsc::channel(1);
+        let dropped = Counter::default();
+        let hooks = Webhooks::new(&app, sender, dropped.clone());
+        let occupied = || WebhookEvent::ChannelOccupied { channel: "c".into() };
+        for _ in 0..3 {
+            hooks.emit(WebhookKind::ChannelOccupied, occupied);
+        }
+        assert_eq!(dropped.get(), 2);
+        assert!(hooks.overflowing.load(Ordering::Relaxed), "one episode, warned once");
+        receiver.try_recv().unwrap();
+        hooks.emit(WebhookKind::ChannelOccupied, occupied);
+        assert!(!hooks.overflowing.load(Ordering::Relaxed), "the episode is over");
     }
 
     #[test]
