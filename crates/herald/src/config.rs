@@ -206,7 +206,8 @@ impl Config {
         check_range("activity timeout (seconds)", self.activity_timeout.as_secs(), 1, 86_400)?;
         check_range("pong timeout (seconds)", self.pong_timeout.as_secs(), 1, 3_600)?;
         for app in &self.apps {
-            check_range("max_event_bytes", app.max_event_bytes as u64, 1, 16 << 20)?;
+            // 1 MiB at most: a batch of ten such events is the REST body limit (20 MiB with escaping).
+            check_range("max_event_bytes", app.max_event_bytes as u64, 1, 1 << 20)?;
         }
         if let Some(url) = &self.redis_url {
             crate::cluster::check_url(url).map_err(|why| ConfigError::Invalid(format!("redis url {url:?}: {why}")))?;

@@ -67,10 +67,15 @@ fn parse_path(path: &str) -> Option<(Option<&str>, Route)> {
     Some((app_id, route))
 }
 
-/// Largest body accepted: a full batch of the largest events, with room for JSON escaping.
+/// Largest body accepted: a full batch (10 events) of the largest events, with room for JSON
+/// escaping, and never more than [`MAX_BODY_BYTES`].
 fn max_body_bytes(event_limit: usize) -> usize {
-    (1 << 20).max(event_limit.saturating_mul(10 * 8))
+    (1 << 20).max(event_limit.saturating_mul(10 * 2)).min(MAX_BODY_BYTES)
 }
+
+/// The most any REST request body may be, whatever the apps' event limits: 20 MiB (ten events of
+/// the largest allowed size, 1 MiB, each doubled by escaping).
+pub const MAX_BODY_BYTES: usize = 20 << 20;
 
 /// A request body must arrive within this long, so a client trickling one in cannot hold a task
 /// and its buffer forever.
@@ -134,6 +139,14 @@ pub fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_limits_follow_the_event_limit_within_fixed_bounds() {
+        assert_eq!(max_body_bytes(10 * 1024), 1 << 20, "Pusher's 10 KB events: 1 MiB");
+        assert_eq!(max_body_bytes(100 * 1024), 2_048_000);
+        assert_eq!(max_body_bytes(1 << 20), MAX_BODY_BYTES);
+        assert_eq!(max_body_bytes(usize::MAX), MAX_BODY_BYTES);
+    }
 
     #[test]
     fn paths() {
