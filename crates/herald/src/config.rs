@@ -45,6 +45,10 @@ pub struct Config {
     /// Valkey). Every node started with the same URL and the same apps is one cluster. `None`: a
     /// single node, everything in memory.
     pub redis_url: Option<String>,
+    /// Serve `wss://` and `https://` only, with this certificate and key (re-read on SIGHUP).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// How long a client has to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// How far a connection may fall behind before it is closed as a slow consumer.
@@ -157,6 +161,8 @@ impl Config {
             webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
             webhook_ca_file: None,
             redis_url: None,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 
@@ -193,6 +199,12 @@ impl Config {
             webhook_delay: defaults.webhook_delay,
             webhook_ca_file: file.webhook_ca_file,
             redis_url: file.redis_url,
+            tls: match (file.tls_cert_file, file.tls_key_file) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => return Err(ConfigError::Invalid("give both tls_cert_file and tls_key_file, or neither".into())),
+            },
+            tls_handshake_timeout: defaults.tls_handshake_timeout,
         })
     }
 
@@ -208,6 +220,9 @@ impl Config {
         for app in &self.apps {
             // 1 MiB at most: a batch of ten such events is the REST body limit (20 MiB with escaping).
             check_range("max_event_bytes", app.max_event_bytes as u64, 1, 1 << 20)?;
+        }
+        if let Some(files) = &self.tls {
+            crate::tls::server_config(files).map_err(|why| ConfigError::Invalid(format!("TLS: {why}")))?;
         }
         if let Some(url) = &self.redis_url {
             crate::cluster::check_url(url).map_err(|why| ConfigError::Invalid(format!("redis url {url:?}: {why}")))?;
@@ -265,6 +280,8 @@ struct ConfigFile {
     max_connections: Option<usize>,
     webhook_ca_file: Option<PathBuf>,
     redis_url: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }

@@ -14,6 +14,7 @@
 //! - [`webhooks`]: events POSTed to the apps' endpoints.
 //! - [`cluster`]: several nodes as one server, through Redis.
 //! - [`shutdown`]: signals and draining.
+//! - [`tls`]: the listener's certificate, reloadable.
 
 pub mod apps;
 pub mod cluster;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod node;
 pub mod rest;
 pub mod shutdown;
+pub mod tls;
 pub mod upgrade;
 pub mod webhooks;
 
@@ -40,22 +42,55 @@ use tokio::net::TcpListener;
 /// Serve `config` on `listener` until `shutdown` resolves, then close every connection with 4200 and
 /// return once they are closed.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
-    let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
-    let node = match config.redis_url.clone() {
-        None => Arc::new(Node::new(config, webhook_sender, cluster::random_id())),
-        Some(url) => {
-            let (node, link) = cluster::node(config, webhook_sender, &url).await;
-            let node = Arc::new(node);
-            cluster::start(&node, link);
-            node
+    let tls = match config.tls.clone().map(tls::Tls::load).transpose() {
+        Ok(tls) => tls,
+        Err(error) => {
+            // Config::validate read these files already; only files changed since land here.
+            tracing::error!(%error, "cannot serve TLS; not starting");
+            return;
         }
     };
+    let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
+    let (node, link) = match config.redis_url.clone() {
+        None => (Node::new(config, webhook_sender, cluster::random_id()), None),
+        Some(url) => {
+            let (node, link) = cluster::node(config, webhook_sender, &url).await;
+            (node, Some(link))
+        }
+    };
+    let node = Arc::new(node.with_tls(tls));
+    if let Some(link) = link {
+        cluster::start(&node, link);
+    }
     webhooks::start(&node, webhook_jobs);
+    node.tracker.spawn(reload_on_hangup(node.clone()));
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));
     shutdown.await;
     tracing::info!(connections = node.connection_count(), "shutting down");
     shutdown::drain(&node).await;
+}
+
+/// SIGHUP: read the TLS certificate and key again.
+async fn reload_on_hangup(node: Arc<Node>) {
+    #[cfg(unix)]
+    {
+        let Some(mut hangups) = shutdown::hangups() else { return };
+        loop {
+            tokio::select! {
+                () = node.shutdown.cancelled() => return,
+                received = hangups.recv() => if received.is_none() { return },
+            }
+            if let Some(tls) = &node.tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again"),
+                    Err(error) => tracing::error!(%error, "SIGHUP: TLS certificate refused; keeping the running one"),
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = node;
 }
 
 /// Periodic housekeeping: deferred subscription counts every tick, idle channels every minute.

@@ -12,8 +12,11 @@ use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use tokio_rustls::server::TlsStream;
+
 use crate::http;
 use crate::node::Node;
+use crate::tls::Tls;
 
 /// A client must send its request headers within this long (slow-header clients would otherwise
 /// hold a task and buffers forever).
@@ -55,7 +58,14 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
                 let _ = stream.set_nodelay(true);
                 let node = node.clone();
                 node.connections.clone().spawn(async move {
-                    serve_http(stream, node).await;
+                    match &node.tls {
+                        None => serve_http(stream, node.clone()).await,
+                        Some(tls) => {
+                            if let Some(stream) = handshake(tls, stream, &node).await {
+                                serve_http(stream, node.clone()).await;
+                            }
+                        }
+                    }
                     drop(slot);
                 });
             }
@@ -104,7 +114,26 @@ async fn accept_with_slot(
     Ok((stream, slot))
 }
 
-async fn serve_http(stream: TcpStream, node: Arc<Node>) {
+/// The TLS handshake, within the node's handshake timeout. A plain-HTTP request, garbage or a
+/// client that stalls ends here, counted, having cost its own task only.
+async fn handshake(tls: &Tls, stream: TcpStream, node: &Node) -> Option<TlsStream<TcpStream>> {
+    let outcome = tokio::time::timeout(node.config.tls_handshake_timeout, tls.acceptor().accept(stream)).await;
+    let reason = match outcome {
+        Ok(Ok(stream)) => return Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            "failed"
+        }
+        Err(_) => "timeout",
+    };
+    node.metrics.tls_handshakes_refused.get_or_create(&[("reason", reason)]).inc();
+    None
+}
+
+async fn serve_http<S>(stream: S, node: Arc<Node>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service_node = node.clone();
     let service = service_fn(move |request| http::route(request, service_node.clone()));
     let connection = http1::Builder::new()

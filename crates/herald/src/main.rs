@@ -51,6 +51,12 @@ struct ServeArgs {
     /// Join the cluster of every node started with this Redis or Valkey: redis://HOST:PORT[/DB].
     #[arg(long, env = "HERALD_REDIS_URL")]
     redis_url: Option<String>,
+    /// PEM certificate chain: serve wss:// and https:// only (with --tls-key; re-read on SIGHUP).
+    #[arg(long, env = "HERALD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "HERALD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn parse_host(value: &str) -> Result<IpAddr, String> {
@@ -111,6 +117,9 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(url) = args.redis_url {
         config.redis_url = Some(url);
     }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(herald::tls::TlsFiles { cert, key });
+    }
     config.validate()?;
     Ok(config)
 }
@@ -132,17 +141,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Log the address and, per app, the client settings to paste. The secret is never logged.
 fn announce(config: &Config, local: SocketAddr) {
-    tracing::info!("listening on http://{local} (WebSocket /app/KEY, REST /apps/APP_ID/...)");
+    let (scheme, tls) = if config.tls.is_some() { ("https", true) } else { ("http", false) };
+    tracing::info!("listening on {scheme}://{local} (WebSocket /app/KEY, REST /apps/APP_ID/...)");
     let host = if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() };
     let port = local.port();
     for app in &config.apps {
         tracing::info!(
-            "app {}: pusher-js: new Pusher('{}', {{ cluster: 'mt1', wsHost: '{host}', wsPort: {port}, wssPort: {port}, forceTLS: false, enabledTransports: ['ws', 'wss'] }})",
+            "app {}: pusher-js: new Pusher('{}', {{ cluster: 'mt1', wsHost: '{host}', wsPort: {port}, wssPort: {port}, forceTLS: {tls}, enabledTransports: ['ws', 'wss'] }})",
             app.id,
             app.key
         );
         tracing::info!(
-            "app {}: Ruby gem: Pusher.url = 'http://{}:YOUR_SECRET@{host}:{port}/apps/{}'",
+            "app {}: Ruby gem: Pusher.url = '{scheme}://{}:YOUR_SECRET@{host}:{port}/apps/{}'",
             app.id,
             app.key,
             app.id

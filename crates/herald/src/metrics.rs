@@ -23,6 +23,8 @@ pub struct Metrics {
     pub connections_refused: Labeled<u16>,
     /// Connections closed, by reason (`client`, `slow_consumer`, `pong_timeout`, ...).
     pub connections_closed: Labeled<&'static str>,
+    /// TLS handshakes that failed (`failed`: not TLS, bad TLS) or did not finish in time (`timeout`).
+    pub tls_handshakes_refused: Labeled<&'static str>,
     /// Events published through the REST API, counted once per channel.
     pub events_published: Counter,
     /// Frames queued for connections by REST publishes (one event to N subscribers counts N).
@@ -72,6 +74,7 @@ impl Default for Metrics {
             connections_opened: Counter::default(),
             connections_refused: Family::default(),
             connections_closed: Family::default(),
+            tls_handshakes_refused: Family::default(),
             events_published: Counter::default(),
             deliveries: Counter::default(),
             client_events: Counter::default(),
@@ -90,6 +93,11 @@ impl Default for Metrics {
             metrics.connections_refused.clone(),
         );
         registry.register("connections_closed", "Connections closed, by reason", metrics.connections_closed.clone());
+        registry.register(
+            "tls_handshakes_refused",
+            "TLS handshakes that failed or timed out, by reason",
+            metrics.tls_handshakes_refused.clone(),
+        );
         registry.register(
             "events_published",
             "REST events published, once per channel",

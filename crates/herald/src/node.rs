@@ -36,6 +36,8 @@ pub struct Node {
     pub tracker: TaskTracker,
     /// Counters and gauges for `GET /metrics`.
     pub metrics: Metrics,
+    /// The listener's certificate, when it serves TLS.
+    pub tls: Option<crate::tls::Tls>,
     /// This node: the first half of every socket id it hands out (random per process, and claimed
     /// in Redis in a cluster), so ids from two runs or two nodes do not collide while the second half
     /// is a plain counter.
@@ -68,10 +70,17 @@ impl Node {
             cluster_link: TaskTracker::new(),
             tracker: TaskTracker::new(),
             metrics,
+            tls: None,
             id,
             next_conn: AtomicU64::new(1),
             open_websockets: AtomicUsize::new(0),
         }
+    }
+
+    /// Serve TLS with `tls` (loaded before the node, so that a bad certificate stops the start).
+    pub fn with_tls(mut self, tls: Option<crate::tls::Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// A fresh connection id.

@@ -29,6 +29,12 @@ pub async fn signal() {
     }
 }
 
+/// SIGHUPs, for reloading; `None` where there are none (not unix, or the handler cannot be set).
+#[cfg(unix)]
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
 /// Tell every task to stop and wait for them: first the connections (a little longer than the
 /// spread), then the background tasks, which send the webhooks the closing connections caused.
 pub async fn drain(node: &Node) {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use herald::config::WebhookTarget;
 use serde_json::json;
 use support::cluster::{
-    ProcessNode, RedisServer, eventually, member, metrics, nodes, nodes_with, until_events_cross, wait_for_metric,
+    RedisServer, eventually, member, metrics, nodes, nodes_with, until_events_cross, wait_for_metric,
 };
+use support::process::HeraldProcess;
 use support::webhooks::Receiver;
 use support::{KEY, TestServer, WsClient};
 
@@ -49,7 +50,7 @@ async fn a_killed_node_is_found_within_ten_seconds_and_subtracted() {
         config.apps[0].webhooks.push(WebhookTarget { url: receiver.url.clone(), events: None });
     })
     .await;
-    let mut doomed = ProcessNode::start(&redis, &["--webhook-url", &receiver.url]);
+    let mut doomed = HeraldProcess::start(&["--redis-url", &redis.url(), "--webhook-url", &receiver.url]);
     support::cluster::wait_for_peers(survivors[0].addr, 2).await;
     let mut watcher = survivors[0].connect().await;
     watcher.subscribe_signed("presence-room", Some(&member("w"))).await;
@@ -111,7 +112,7 @@ async fn a_killed_node_is_found_within_ten_seconds_and_subtracted() {
 async fn a_node_cut_off_and_back_is_removed_then_announces_itself_again() {
     let redis = RedisServer::start();
     let survivors = nodes(&redis, 2).await;
-    let cut_off = ProcessNode::start(&redis, &[]);
+    let cut_off = HeraldProcess::start(&["--redis-url", &redis.url()]);
     support::cluster::wait_for_peers(survivors[0].addr, 2).await;
     let mut watcher = survivors[0].connect().await;
     watcher.subscribe_signed("presence-room", Some(&member("w"))).await;

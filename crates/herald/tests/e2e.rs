@@ -52,21 +52,22 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Each scenario runs twice, from the same definition: against one node (`single::`), and against a
 /// cluster of two nodes sharing a real `redis-server` (`cluster::`), the WebSocket clients on node A
-/// and the server SDKs on node B.
+/// and the server SDKs on node B. A few also run over TLS (`tls::`).
 macro_rules! scenarios {
-    ($($name:ident: $script:literal, [$($arg:literal),*], $hooks:expr;)*) => {
-        mod single {
+    ($($body:tt)*) => {
+        scenarios_in!(single, super::Mode::Single, { $($body)* });
+        scenarios_in!(cluster, super::Mode::Cluster, { $($body)* });
+    };
+}
+
+macro_rules! scenarios_in {
+    ($module:ident, $mode:expr, { $($name:ident: $script:literal, [$($arg:literal),*], $hooks:expr;)* }) => {
+        mod $module {
+            #[allow(unused_imports)]
             use super::{NO_WEBHOOKS, WEBHOOKS};
             $(#[test]
             fn $name() {
-                super::run_scenario($script, &[$($arg),*], $hooks, super::Mode::Single);
-            })*
-        }
-        mod cluster {
-            use super::{NO_WEBHOOKS, WEBHOOKS};
-            $(#[test]
-            fn $name() {
-                super::run_scenario($script, &[$($arg),*], $hooks, super::Mode::Cluster);
+                super::run_scenario($script, &[$($arg),*], $hooks, $mode);
             })*
         }
     };
@@ -97,11 +98,21 @@ scenarios! {
     python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7: "node/read_api.mjs", ["python", "7"], NO_WEBHOOKS;
 }
 
-/// One node, or a cluster of two sharing a `redis-server`.
+// pusher-js with forceTLS and wssPort, the Node SDK with useTLS, the Python SDK with ssl=True and
+// the Ruby gem with an https URL, against a server with a certificate made for the scenario.
+scenarios_in!(tls, super::Mode::Tls, {
+    pusher_js_over_wss_receives_node_sdk_triggers_over_https: "node/sdk_events.mjs", ["node"], NO_WEBHOOKS;
+    pusher_js_over_wss_receives_python_sdk_triggers_over_https: "node/sdk_events.mjs", ["python"], NO_WEBHOOKS;
+    ruby_gem_over_https_read_api_and_tokens_with_pusher_js_8: "node/read_api.mjs", ["ruby", "8"], NO_WEBHOOKS;
+    laravel_echo_over_wss: "node/laravel_echo.mjs", [], NO_WEBHOOKS;
+});
+
+/// One node, a cluster of two sharing a `redis-server`, or one node serving TLS only.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Single,
     Cluster,
+    Tls,
 }
 
 /// Run one client script against fresh servers and panic with everything needed to debug it if the
@@ -121,6 +132,11 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
     let redis = (mode == Mode::Cluster).then(support::cluster::RedisServer::start);
     if let Some(redis) = &redis {
         server_args.extend(["--redis-url".into(), redis.url()]);
+    }
+    let certs = (mode == Mode::Tls).then(|| support::certs::TestCerts::new("e2e"));
+    if let Some(certs) = &certs {
+        server_args.extend(["--tls-cert".into(), certs.cert.display().to_string()]);
+        server_args.extend(["--tls-key".into(), certs.key.display().to_string()]);
     }
     let mut servers = vec![Herald::start(&server_args)];
     if mode == Mode::Cluster {
@@ -153,6 +169,14 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
         .env("HERALD_RUBY_CLIENTS", &paths.ruby_clients)
         .env("HERALD_SEED_DEMO", &paths.seed_demo)
         .env("HERALD_E2E_TIMEOUT_MS", SCENARIO_TIMEOUT.as_millis().to_string());
+    if let Some(certs) = &certs {
+        // Each client trusts the scenario's CA the way its users would configure it.
+        command
+            .env("HERALD_TLS", "1")
+            .env("NODE_EXTRA_CA_CERTS", &certs.ca)
+            .env("REQUESTS_CA_BUNDLE", &certs.ca)
+            .env("SSL_CERT_FILE", &certs.ca);
+    }
     let shown = format!("{} {script} {}", program.display(), args.join(" "));
 
     let started = Instant::now();
@@ -373,7 +397,8 @@ fn http_get(port: u16, path: &str) -> String {
 
 /// The port in herald's `listening on http://127.0.0.1:PORT ...` line.
 fn listening_port(line: &str) -> Option<u16> {
-    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let rest = line.split_once("listening on ")?.1;
+    let rest = rest.strip_prefix("http://").or_else(|| rest.strip_prefix("https://"))?;
     let address = rest.split_whitespace().next()?;
     address.rsplit_once(':')?.1.parse().ok()
 }

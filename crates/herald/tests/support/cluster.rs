@@ -227,63 +227,6 @@ pub async fn barrier(from: &TestServer, to: &mut super::WsClient, channel: &str)
     to.recv_until("herald-test-barrier").await;
 }
 
-/// A node running as its own `herald` process, so that it can be killed (SIGKILL, by PID).
-pub struct ProcessNode {
-    pub addr: SocketAddr,
-    child: Child,
-}
-
-impl ProcessNode {
-    /// Start `herald serve` with the test app, joining the cluster at `redis`.
-    pub fn start(redis: &RedisServer, extra: &[&str]) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--app-id", super::APP_ID, "--key", super::KEY, "--secret", super::SECRET])
-            .args(["--host", "127.0.0.1", "--port", "0", "--redis-url", &redis.url()])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the herald binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = port_tx.send(addr);
-                }
-            }
-        });
-        let addr = port_rx.recv_timeout(Duration::from_secs(30)).expect("herald logs its address");
-        Self { addr: addr.parse().expect("a socket address"), child }
-    }
-
-    /// Freeze it (SIGSTOP): to the others it is as good as cut off by a partition.
-    pub fn pause(&self) {
-        let _ = Command::new("kill").args(["-STOP", &self.child.id().to_string()]).status();
-    }
-
-    /// Thaw it (SIGCONT).
-    pub fn resume(&self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
-    }
-
-    /// Kill it without letting it say goodbye.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ProcessNode {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Trigger events on `from` until one reaches `listener` (subscribed to `channel` on another node),
 /// for up to 20 s: the cluster carries events again.
 pub async fn until_events_cross(from: &TestServer, listener: &mut super::WsClient, channel: &str) {

@@ -5,7 +5,9 @@
 
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+pub mod certs;
 pub mod cluster;
+pub mod process;
 pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -29,6 +29,8 @@ export const server = {
   host: required('HERALD_HOST'),
   port: Number(required('HERALD_PORT')),
   restPort: Number(process.env.HERALD_REST_PORT || required('HERALD_PORT')),
+  /** wss:// and https:// only (the CA is in NODE_EXTRA_CA_CERTS, set by e2e.rs). */
+  tls: process.env.HERALD_TLS === '1',
   appId: required('HERALD_APP_ID'),
   key: required('HERALD_KEY'),
   secret: required('HERALD_SECRET'),
@@ -144,7 +146,7 @@ export function nodeSdk(options = {}) {
     secret: server.secret,
     host: server.host,
     port: server.restPort,
-    useTLS: false,
+    useTLS: server.tls,
     ...options,
   });
 }
@@ -233,7 +235,7 @@ export function pusherClient(PusherJs, name, options = {}) {
     wsHost: server.host,
     wsPort: server.port,
     wssPort: server.port,
-    forceTLS: false,
+    forceTLS: server.tls,
     enabledTransports: ['ws', 'wss'],
     ...options,
   });

@@ -61,7 +61,7 @@ run(async () => {
     wsHost: server.host,
     wsPort: server.port,
     wssPort: server.port,
-    forceTLS: false,
+    forceTLS: server.tls,
     enabledTransports: ['ws', 'wss'],
     ...signedBy(sdk, { presence: taylor }),
   });

@@ -87,7 +87,7 @@ run(async () => {
     wsHost: server.host,
     wsPort: server.port,
     wssPort: server.port,
-    forceTLS: false,
+    forceTLS: server.tls,
     enabledTransports: ['ws', 'wss'],
     channelAuthorization: {
       // No auth endpoint in a test: sign right here with the same secret an app backend would use.

@@ -21,6 +21,26 @@ def setting(name):
     return value
 
 
+
+def trusting_backend():
+    """The SDK's own requests backend, trusting the CA in REQUESTS_CA_BUNDLE when set.
+
+    With ssl=True the SDK verifies against the CA bundle it ships (pusher/cacert.pem), whatever
+    requests is told; a server with a private CA needs this (a public certificate does not).
+    """
+    from pusher.requests import RequestsBackend
+
+    ca = os.environ.get("REQUESTS_CA_BUNDLE")
+    if not ca:
+        return None
+
+    class TrustingBackend(RequestsBackend):
+        def __init__(self, client, **options):
+            super().__init__(client, **options)
+            self.options["verify"] = ca
+
+    return TrustingBackend
+
 def main():
     client = pusher.Pusher(
         app_id=setting("HERALD_APP_ID"),
@@ -29,7 +49,9 @@ def main():
         host=setting("HERALD_HOST"),
         # The SDK insists on an int here.
         port=int(os.environ.get("HERALD_REST_PORT") or setting("HERALD_PORT")),
-        ssl=False,
+        # HERALD_TLS: https only, with the test's CA (see trusting_backend).
+        ssl=os.environ.get("HERALD_TLS") == "1",
+        backend=trusting_backend(),
         timeout=10,
     )
     for op in json.load(sys.stdin):

@@ -12,7 +12,9 @@ settings = %w[HERALD_HOST HERALD_PORT HERALD_APP_ID HERALD_KEY HERALD_SECRET].to
   [var, ENV.fetch(var) { abort "#{var} is not set" }]
 end
 
-Pusher.url = "http://#{settings['HERALD_KEY']}:#{settings['HERALD_SECRET']}" \
+# HERALD_TLS: https only; httpclient trusts the test CA through SSL_CERT_FILE (set by e2e.rs).
+scheme = ENV['HERALD_TLS'] == '1' ? 'https' : 'http'
+Pusher.url = "#{scheme}://#{settings['HERALD_KEY']}:#{settings['HERALD_SECRET']}" \
              "@#{settings['HERALD_HOST']}:#{ENV.fetch('HERALD_REST_PORT', settings['HERALD_PORT'])}/apps/#{settings['HERALD_APP_ID']}"
 # httpclient's default is a 60 s receive timeout; fail well inside the scenario's own timeout.
 Pusher.timeout = 10 if Pusher.respond_to?(:timeout=)
