@@ -1,39 +1,67 @@
 //! The apps this server hosts, found by id (REST paths) or by key (WebSocket paths).
+//!
+//! The set of apps can change while the server runs (SIGHUP re-reads the configuration file): the
+//! store is replaced whole, an app that stays keeps its `App` (its channels, its connections) and
+//! takes its new settings in place, an app that goes is marked removed so that its connections
+//! close with 4003.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
-use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::AppConfig;
 use crate::hub::{Hub, Observer};
-use crate::webhooks::{Job, Webhooks};
+use crate::webhooks::Webhooks;
 
 /// One hosted app: its configuration and its channels.
 #[derive(Debug)]
 pub struct App {
-    /// Credentials and switches.
-    pub config: AppConfig,
+    /// The app id; an app with another id is another app.
+    pub id: Arc<str>,
+    /// Credentials and switches, replaced whole by a reload.
+    config: RwLock<Arc<AppConfig>>,
     /// The app's channels and subscribers.
     pub hub: Hub,
     /// Where its webhook events go.
     pub webhooks: Webhooks,
     /// Open connections of this app, for its quota.
     connections: AtomicUsize,
+    /// Cancelled when a reload removes the app: its connections close with 4003.
+    pub removed: CancellationToken,
 }
 
 impl App {
     /// An app with no channels and no connections; its hub tells `observer` what happens in it.
     pub fn new(config: AppConfig, webhooks: Webhooks, observer: Arc<dyn Observer>) -> Self {
-        Self { hub: Hub::new(config.subscription_count, observer), webhooks, config, connections: AtomicUsize::new(0) }
+        Self {
+            id: config.id.as_str().into(),
+            hub: Hub::new(config.subscription_count, observer),
+            webhooks,
+            config: RwLock::new(Arc::new(config)),
+            connections: AtomicUsize::new(0),
+            removed: CancellationToken::new(),
+        }
+    }
+
+    /// The app's current settings. Each use takes them afresh, so a changed secret applies to the
+    /// next signature check.
+    pub fn config(&self) -> Arc<AppConfig> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Take new settings (same id).
+    fn reconfigure(&self, config: AppConfig) {
+        self.hub.set_send_counts(config.subscription_count);
+        self.webhooks.configure(&config);
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
     /// Count a new connection unless the app is at its `max_connections`.
     pub fn try_connect(&self) -> bool {
         let previous = self.connections.fetch_add(1, Ordering::Relaxed);
-        if self.config.max_connections.is_some_and(|max| previous >= max) {
+        if self.config().max_connections.is_some_and(|max| previous >= max) {
             self.connections.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
@@ -46,6 +74,13 @@ impl App {
     }
 }
 
+/// Makes a new app's webhook handle and hub observer (the node knows how: webhooks alone, or the
+/// cluster link).
+pub trait AppMaker: Send + Sync {
+    /// The webhook handle and hub observer of an app with `config`.
+    fn make(&self, config: &AppConfig) -> (Webhooks, Arc<dyn Observer>);
+}
+
 /// Every hosted app, indexed by id and by key.
 #[derive(Debug, Default)]
 pub struct AppStore {
@@ -54,22 +89,38 @@ pub struct AppStore {
 }
 
 impl AppStore {
-    /// Build the store; each app gets an empty hub, emits webhooks into `webhooks`, and has its hub
-    /// observed by what `observer` makes of its config and webhook handle.
-    pub fn new(
-        configs: &[AppConfig],
-        webhooks: &mpsc::Sender<Job>,
-        dropped: &Counter,
-        observer: impl Fn(&AppConfig, &Webhooks) -> Arc<dyn Observer>,
-    ) -> Self {
+    /// Build the store; each app gets an empty hub, its webhook handle and observer from `maker`.
+    pub fn new(configs: &[AppConfig], maker: &dyn AppMaker) -> Self {
+        Self::default().reloaded(configs, maker).0
+    }
+
+    /// The store for `configs`: an app whose id stays keeps its `App` and takes the new settings;
+    /// an app with a new id is created. Returns the store and the apps no longer in it (marked
+    /// removed).
+    pub fn reloaded(&self, configs: &[AppConfig], maker: &dyn AppMaker) -> (Self, Vec<Arc<App>>) {
         let mut store = Self::default();
         for config in configs {
-            let hooks = Webhooks::new(config, webhooks.clone(), dropped.clone());
-            let app = Arc::new(App::new(config.clone(), hooks.clone(), observer(config, &hooks)));
+            let app = match self.by_id.get(&config.id) {
+                Some(app) => {
+                    if *app.config() != *config {
+                        app.reconfigure(config.clone());
+                    }
+                    app.clone()
+                }
+                None => {
+                    let (webhooks, observer) = maker.make(config);
+                    Arc::new(App::new(config.clone(), webhooks, observer))
+                }
+            };
             store.by_id.insert(config.id.clone(), app.clone());
             store.by_key.insert(config.key.clone(), app);
         }
-        store
+        let removed: Vec<Arc<App>> =
+            self.by_id.iter().filter(|(id, _)| !store.by_id.contains_key(*id)).map(|(_, app)| app.clone()).collect();
+        for app in &removed {
+            app.removed.cancel();
+        }
+        (store, removed)
     }
 
     /// The app with this id.
@@ -86,21 +137,50 @@ impl AppStore {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
         self.by_id.values()
     }
+
+    /// Every app's settings.
+    pub fn configs(&self) -> Vec<AppConfig> {
+        self.iter().map(|app| (*app.config()).clone()).collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::Ignore;
+
+    struct Plain;
+
+    impl AppMaker for Plain {
+        fn make(&self, _: &AppConfig) -> (Webhooks, Arc<dyn Observer>) {
+            (Webhooks::disabled(), Arc::new(Ignore))
+        }
+    }
 
     #[test]
     fn connection_quota() {
         let config = AppConfig { max_connections: Some(2), ..AppConfig::new("1", "k", "s") };
-        let app = App::new(config, Webhooks::disabled(), Arc::new(crate::hub::Ignore));
+        let app = App::new(config, Webhooks::disabled(), Arc::new(Ignore));
         assert!(app.try_connect() && app.try_connect());
         assert!(!app.try_connect());
         app.disconnect();
         assert!(app.try_connect());
-        let unlimited = App::new(AppConfig::new("2", "k2", "s"), Webhooks::disabled(), Arc::new(crate::hub::Ignore));
+        let unlimited = App::new(AppConfig::new("2", "k2", "s"), Webhooks::disabled(), Arc::new(Ignore));
         assert!((0..1000).all(|_| unlimited.try_connect()));
+    }
+
+    #[test]
+    fn a_reload_keeps_changes_adds_and_removes_apps() {
+        let store = AppStore::new(&[AppConfig::new("1", "k1", "s1"), AppConfig::new("2", "k2", "s2")], &Plain);
+        let one = store.by_id("1").unwrap().clone();
+        let two = store.by_id("2").unwrap().clone();
+        let (store, removed) =
+            store.reloaded(&[AppConfig::new("1", "k1", "new-secret"), AppConfig::new("3", "k3", "s3")], &Plain);
+        assert!(Arc::ptr_eq(store.by_id("1").unwrap(), &one), "the same app, its connections kept");
+        assert_eq!(one.config().secret, "new-secret");
+        assert!(store.by_id("2").is_none() && store.by_key("k2").is_none());
+        assert_eq!(removed.len(), 1);
+        assert!(two.removed.is_cancelled() && !one.removed.is_cancelled());
+        assert!(store.by_key("k3").is_some());
     }
 }

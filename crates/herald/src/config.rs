@@ -49,6 +49,17 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsFiles>,
     /// How long a client has to complete the TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// Where the apps came from, for re-reading them on SIGHUP (`None`: flags only, nothing to re-read).
+    pub source: Option<ConfigSource>,
+}
+
+/// What a reload reads the apps from: the file, plus the app given by flags, which stays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// The TOML file.
+    pub file: PathBuf,
+    /// Apps given outside the file (flags), kept across reloads.
+    pub extra_apps: Vec<AppConfig>,
 }
 
 /// How far a connection may fall behind before it is closed as a slow consumer.
@@ -163,24 +174,20 @@ impl Config {
             redis_url: None,
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
+            source: None,
         }
-    }
-
-    /// The largest WebSocket message a client may send: the largest client event any app allows,
-    /// plus room for its envelope, and never under 64 KiB.
-    pub fn max_client_message_bytes(&self) -> usize {
-        let largest_event = self.apps.iter().map(|app| app.max_event_bytes).max().unwrap_or(0);
-        (64 * 1024).max(largest_event.saturating_add(16 * 1024))
     }
 
     /// Read a TOML configuration file. Values it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::from_toml(&text).map_err(|error| match error {
+        let mut config = Self::from_toml(&text).map_err(|error| match error {
             ConfigError::Toml(message) => ConfigError::Toml(format!("{}: {message}", path.display())),
             other => other,
-        })
+        })?;
+        config.source = Some(ConfigSource { file: path.to_owned(), extra_apps: Vec::new() });
+        Ok(config)
     }
 
     /// Parse a TOML configuration.
@@ -205,7 +212,18 @@ impl Config {
                 _ => return Err(ConfigError::Invalid("give both tls_cert_file and tls_key_file, or neither".into())),
             },
             tls_handshake_timeout: defaults.tls_handshake_timeout,
+            source: None,
         })
+    }
+
+    /// Read the apps again from where they came from (SIGHUP), validated as at start. Only the apps
+    /// change while running; other settings wait for a restart. `Ok(None)` when there is no file.
+    pub fn reread_apps(&self) -> Result<Option<Vec<AppConfig>>, ConfigError> {
+        let Some(source) = &self.source else { return Ok(None) };
+        let mut fresh = Self::from_file(&source.file)?;
+        fresh.apps.extend(source.extra_apps.iter().cloned());
+        fresh.validate()?;
+        Ok(Some(fresh.apps))
     }
 
     /// Refuse configurations that would break clients later.
@@ -247,6 +265,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The largest WebSocket message a client of an app may send: its largest client event plus room
+/// for the envelope, and never under 64 KiB.
+pub fn max_client_message_bytes(max_event_bytes: usize) -> usize {
+    (64 * 1024).max(max_event_bytes.saturating_add(16 * 1024))
 }
 
 fn check_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {

@@ -42,6 +42,8 @@ use tokio::net::TcpListener;
 /// Serve `config` on `listener` until `shutdown` resolves, then close every connection with 4200 and
 /// return once they are closed.
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+    #[cfg(unix)]
+    let hangups = shutdown::hangups();
     let tls = match config.tls.clone().map(tls::Tls::load).transpose() {
         Ok(tls) => tls,
         Err(error) => {
@@ -63,7 +65,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         cluster::start(&node, link);
     }
     webhooks::start(&node, webhook_jobs);
-    node.tracker.spawn(reload_on_hangup(node.clone()));
+    #[cfg(unix)]
+    node.tracker.spawn(reload_on_hangup(node.clone(), hangups));
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));
     shutdown.await;
@@ -71,26 +74,38 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     shutdown::drain(&node).await;
 }
 
-/// SIGHUP: read the TLS certificate and key again.
-async fn reload_on_hangup(node: Arc<Node>) {
-    #[cfg(unix)]
-    {
-        let Some(mut hangups) = shutdown::hangups() else { return };
-        loop {
-            tokio::select! {
-                () = node.shutdown.cancelled() => return,
-                received = hangups.recv() => if received.is_none() { return },
-            }
-            if let Some(tls) = &node.tls {
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again"),
-                    Err(error) => tracing::error!(%error, "SIGHUP: TLS certificate refused; keeping the running one"),
-                }
-            }
+/// SIGHUP: read the TLS certificate and key, and the apps of the configuration file, again.
+#[cfg(unix)]
+async fn reload_on_hangup(node: Arc<Node>, hangups: Option<tokio::signal::unix::Signal>) {
+    let Some(mut hangups) = hangups else { return };
+    loop {
+        tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        reload(&node);
+    }
+}
+
+/// Apply what SIGHUP asks for. Whatever cannot be read is refused with the reason logged, and what
+/// runs stays as it is.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn reload(node: &Node) {
+    if let Some(tls) = &node.tls {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again"),
+            Err(error) => tracing::error!(%error, "SIGHUP: TLS certificate refused; keeping the running one"),
         }
     }
-    #[cfg(not(unix))]
-    let _ = node;
+    match node.config.reread_apps() {
+        Ok(None) => {}
+        Ok(Some(apps)) => {
+            let removed = node.replace_apps(&apps);
+            let removed: Vec<&str> = removed.iter().map(|app| &*app.id).collect();
+            tracing::info!(apps = apps.len(), ?removed, "SIGHUP: apps read again");
+        }
+        Err(error) => tracing::error!(%error, "SIGHUP: configuration refused; keeping the running one"),
+    }
 }
 
 /// Periodic housekeeping: deferred subscription counts every tick, idle channels every minute.
@@ -106,7 +121,7 @@ async fn tick(node: Arc<Node>) {
         }
         let now = Instant::now();
         ticks += 1;
-        for app in node.apps.iter() {
+        for app in node.apps().iter() {
             app.hub.flush_deferred_counts(now);
             if ticks.is_multiple_of(TICKS_PER_SWEEP) {
                 app.hub.sweep(now);

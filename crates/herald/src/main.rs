@@ -98,6 +98,9 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         (Some(id), Some(key), Some(secret)) => {
             let mut app = AppConfig::new(id, key, secret);
             app.webhooks = args.webhook_urls.into_iter().map(|url| WebhookTarget { url, events: None }).collect();
+            if let Some(source) = &mut config.source {
+                source.extra_apps.push(app.clone());
+            }
             config.apps.push(app);
         }
         (None, None, None) if !args.webhook_urls.is_empty() => {
@@ -132,6 +135,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let address = SocketAddr::new(config.host, config.port);
         let listener = herald::listener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
         let local = listener.local_addr().context("cannot read the listening address")?;
+        // Taken over before anything says the server is up: SIGHUP's default would end the process.
+        #[cfg(unix)]
+        let _hangups = herald::shutdown::hangups();
         announce(&config, local);
         herald::run(listener, config, herald::shutdown::signal()).await;
         tracing::info!("stopped");

@@ -2,27 +2,47 @@
 //! signal, the task trackers, metrics, and the two counters that belong to the whole process (socket
 //! ids and the connection cap).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pusher_wire::SocketId;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::apps::AppStore;
-use crate::config::Config;
+use tokio::sync::{mpsc, watch};
+
+use crate::apps::{App, AppMaker, AppStore};
+use crate::config::{AppConfig, Config};
 use crate::connection::outbox::ConnId;
 use crate::hub::{NodeId, Observer};
 use crate::metrics::Metrics;
+use crate::webhooks::{Job, Webhooks};
+
+/// Apps of a single node: the webhook handle is the hub's only observer.
+struct WebhooksOnly {
+    sender: mpsc::Sender<Job>,
+    dropped: prometheus_client::metrics::counter::Counter,
+}
+
+impl AppMaker for WebhooksOnly {
+    fn make(&self, config: &AppConfig) -> (Webhooks, Arc<dyn Observer>) {
+        let hooks = Webhooks::new(config, self.sender.clone(), self.dropped.clone());
+        (hooks.clone(), Arc::new(hooks))
+    }
+}
 
 /// Shared state of the server process.
-#[derive(Debug)]
 pub struct Node {
-    /// The configuration it was started with.
+    /// The configuration it was started with (the apps in it may have changed since: see
+    /// [`Node::apps`]).
     pub config: Config,
-    /// Hosted apps and their hubs.
-    pub apps: AppStore,
+    /// Hosted apps and their hubs, replaced whole by a reload.
+    apps: RwLock<Arc<AppStore>>,
+    /// Makes the webhook handle and hub observer of an app a reload adds.
+    maker: Box<dyn AppMaker>,
+    /// The apps' current settings, for the webhook dispatcher.
+    pub app_configs: watch::Sender<Vec<AppConfig>>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Every client connection's task (HTTP and WebSocket), so shutdown can wait for them.
@@ -47,23 +67,28 @@ pub struct Node {
     open_websockets: AtomicUsize,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).field("apps", &self.apps()).finish_non_exhaustive()
+    }
+}
+
 impl Node {
     /// A node for this configuration, with the webhooks of its apps as their hubs' only observers.
-    pub fn new(config: Config, webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>, id: NodeId) -> Self {
-        Self::observed(config, webhooks, id, Metrics::default(), |_, hooks| Arc::new(hooks.clone()))
+    pub fn new(config: Config, webhooks: mpsc::Sender<Job>, id: NodeId) -> Self {
+        let metrics = Metrics::default();
+        let maker = WebhooksOnly { sender: webhooks, dropped: metrics.webhooks_dropped.clone() };
+        Self::observed(config, id, metrics, Box::new(maker))
     }
 
-    /// A node whose apps' hubs are observed by what `observer` makes of each app's config and
-    /// webhook handle (in a cluster, the link to Redis).
-    pub fn observed(
-        config: Config,
-        webhooks: tokio::sync::mpsc::Sender<crate::webhooks::Job>,
-        id: NodeId,
-        metrics: Metrics,
-        observer: impl Fn(&crate::config::AppConfig, &crate::webhooks::Webhooks) -> Arc<dyn Observer>,
-    ) -> Self {
+    /// A node whose apps get their webhook handle and hub observer from `maker` (in a cluster, the
+    /// link to Redis).
+    pub fn observed(config: Config, id: NodeId, metrics: Metrics, maker: Box<dyn AppMaker>) -> Self {
+        let apps = AppStore::new(&config.apps, maker.as_ref());
         Self {
-            apps: AppStore::new(&config.apps, &webhooks, &metrics.webhooks_dropped, observer),
+            app_configs: watch::Sender::new(config.apps.clone()),
+            apps: RwLock::new(Arc::new(apps)),
+            maker,
             config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
@@ -75,6 +100,21 @@ impl Node {
             next_conn: AtomicU64::new(1),
             open_websockets: AtomicUsize::new(0),
         }
+    }
+
+    /// The hosted apps now.
+    pub fn apps(&self) -> Arc<AppStore> {
+        self.apps.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Host exactly `configs` from now on; returns the apps removed (already marked, so that their
+    /// connections close with 4003).
+    pub fn replace_apps(&self, configs: &[AppConfig]) -> Vec<Arc<App>> {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        let (store, removed) = apps.reloaded(configs, self.maker.as_ref());
+        *apps = Arc::new(store);
+        self.app_configs.send_replace(configs.to_vec());
+        removed
     }
 
     /// Serve TLS with `tls` (loaded before the node, so that a bad certificate stops the start).

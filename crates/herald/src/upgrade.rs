@@ -74,7 +74,11 @@ pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> R
     let admission = admit(node, key, request.uri().query());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let node = node.clone();
-    let config = websocket_config(node.config.max_client_message_bytes());
+    let max_message = match &admission {
+        Admission::Accept(app, _) => crate::config::max_client_message_bytes(app.config().max_event_bytes),
+        Admission::Refuse(..) => 64 * 1024,
+    };
+    let config = websocket_config(max_message);
     // Spawned before the 101 is returned: the upgrade completes only once hyper has sent it.
     node.connections.clone().spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -125,7 +129,8 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 
 /// Admission checks in Pusher's order: app key, protocol version, app quota, server capacity.
 fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
-    let Some(app) = node.apps.by_key(key) else {
+    let apps = node.apps();
+    let Some(app) = apps.by_key(key) else {
         return Admission::Refuse(ErrorCode::AppNotFound, format!("App key {} does not exist", excerpt(key, 64)));
     };
     let params = QueryParams::parse(query.unwrap_or(""));

@@ -61,10 +61,10 @@ impl Receiver {
     /// The task for `node`'s apps.
     pub fn new(node: Arc<Node>, redis: Redis) -> Self {
         let views: HashMap<String, AppView> = node
-            .apps
+            .apps()
             .iter()
             .map(|app| {
-                let keys = AppKeys::new(&app.config.id);
+                let keys = AppKeys::new(&app.id);
                 (keys.state_channel.clone(), AppView { app: app.clone(), keys, peers: HashMap::new() })
             })
             .collect();
@@ -97,7 +97,10 @@ impl Receiver {
                     Ok(_) | Err(RecvError::Lagged(_)) => self.subscribe_and_read().await,
                     Err(RecvError::Closed) => return,
                 },
-                _ = tick.tick() => self.forget_missing(),
+                _ = tick.tick() => {
+                    self.follow_apps().await;
+                    self.forget_missing();
+                }
             }
         }
     }
@@ -136,7 +139,8 @@ impl Receiver {
         if envelope.origin == self.node.id {
             return;
         }
-        let Some(app) = self.node.apps.by_id(&envelope.app) else { return };
+        let apps = self.node.apps();
+        let Some(app) = apps.by_id(&envelope.app) else { return };
         let except = envelope.except.as_ref().and_then(|socket_id| self.node.conn_id_of(socket_id));
         let now = Instant::now();
         let frame = &envelope.frame;
@@ -157,30 +161,33 @@ impl Receiver {
     async fn read_all(&mut self) {
         self.node.metrics.cluster.resyncs.inc();
         for view in self.views.values_mut() {
-            let args = view.keys.args(self.redis.publish, self.node.id, 0, &[""]);
-            let snapshots = match self.redis.eval(scripts::SNAPSHOT, &view.keys.keys, args).await {
-                Ok(Value::Array(snapshots)) => snapshots,
-                Ok(_) => continue,
-                Err(error) => {
-                    tracing::debug!(%error, "cannot read the cluster's shares; retried on the next connection");
-                    return;
-                }
-            };
-            let now = Instant::now();
-            let mut found = Vec::new();
-            for snapshot in snapshots.into_iter().filter_map(Snapshot::from_value) {
-                let node = NodeId(snapshot.node);
-                found.push(node);
-                adopt(view, node, snapshot, now);
+            if !read_view(&self.node, &self.redis, view).await {
+                return;
             }
-            for (node, peer) in &mut view.peers {
-                if !found.contains(node) {
-                    peer.missing_since.get_or_insert(now);
-                }
-            }
-            read_caches(&self.redis, view).await;
         }
         self.count_peers();
+    }
+
+    /// Follow the node's apps after a reload: listen to a new app's changes and read its shares;
+    /// forget a removed app.
+    async fn follow_apps(&mut self) {
+        let current = self.node.apps();
+        self.views.retain(|_, view| current.by_id(&view.app.id).is_some_and(|app| Arc::ptr_eq(app, &view.app)));
+        let views = &self.views;
+        self.channels.retain(|channel| channel.starts_with("herald:events:") || views.contains_key(channel));
+        for app in current.iter() {
+            if self.views.values().any(|view| Arc::ptr_eq(&view.app, app)) {
+                continue;
+            }
+            let keys = AppKeys::new(&app.id);
+            let channel = keys.state_channel.clone();
+            let mut view = AppView { app: app.clone(), keys, peers: HashMap::new() };
+            if subscribe(&self.redis.subscriber, self.redis.sharded(), &channel).await.is_ok() {
+                read_view(&self.node, &self.redis, &mut view).await;
+            }
+            self.channels.push(channel.clone());
+            self.views.insert(channel, view);
+        }
     }
 
     /// Drop the nodes missing from Redis for longer than [`MISSING_GRACE`].
@@ -194,7 +201,7 @@ impl Receiver {
                 .map(|(node, _)| *node)
                 .collect();
             for node in gone {
-                tracing::info!(node = node.0, app = %view.app.config.id, "node no longer in Redis: removed from this node's view");
+                tracing::info!(node = node.0, app = %view.app.id, "node no longer in Redis: removed from this node's view");
                 forget(view, node, now);
             }
         }
@@ -250,6 +257,33 @@ async fn reread(node: &Node, redis: &Redis, view: &mut AppView, peer: NodeId) {
         Ok(_) => {}
         Err(error) => tracing::debug!(%error, "cannot read a node's share; retried on the next connection"),
     }
+}
+
+/// Read every other node's share of `view`'s app, replacing what was known; whether Redis answered.
+async fn read_view(node: &Node, redis: &Redis, view: &mut AppView) -> bool {
+    let args = view.keys.args(redis.publish, node.id, 0, &[""]);
+    let snapshots = match redis.eval(scripts::SNAPSHOT, &view.keys.keys, args).await {
+        Ok(Value::Array(snapshots)) => snapshots,
+        Ok(_) => return true,
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the cluster's shares; retried on the next connection");
+            return false;
+        }
+    };
+    let now = Instant::now();
+    let mut found = Vec::new();
+    for snapshot in snapshots.into_iter().filter_map(Snapshot::from_value) {
+        let peer = NodeId(snapshot.node);
+        found.push(peer);
+        adopt(view, peer, snapshot, now);
+    }
+    for (peer, known) in &mut view.peers {
+        if !found.contains(peer) {
+            known.missing_since.get_or_insert(now);
+        }
+    }
+    read_caches(redis, view).await;
+    true
 }
 
 /// Keep the last events of cache channels published before this node was listening.

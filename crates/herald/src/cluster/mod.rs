@@ -36,10 +36,11 @@ use self::link::{Outbound, Overflow};
 pub use self::outbound::{HEARTBEAT, NODE_TIMEOUT};
 use self::redis::Redis;
 pub use self::redis::check_url;
-use crate::config::Config;
-use crate::hub::NodeId;
+use crate::apps::AppMaker;
+use crate::config::{AppConfig, Config};
+use crate::hub::{NodeId, Observer};
 use crate::node::Node;
-use crate::webhooks::Job;
+use crate::webhooks::{Job, Webhooks};
 
 /// How long a starting node waits for Redis before it starts serving without it.
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
@@ -72,11 +73,34 @@ pub async fn node(config: Config, webhooks: mpsc::Sender<Job>, url: &str) -> (No
     let (sender, queue) = mpsc::channel(link::QUEUE);
     let overflow = Arc::new(Overflow::default());
     let metrics = crate::metrics::Metrics::default();
-    let counters = metrics.cluster.clone();
-    let node = Node::observed(config, webhooks, id, metrics, |app, hooks| {
-        Arc::new(Link::new(&app.id, sender.clone(), hooks.clone(), overflow.clone(), counters.clone()))
-    });
+    let maker = LinkedApps {
+        webhooks,
+        dropped: metrics.webhooks_dropped.clone(),
+        queue: sender,
+        overflow: overflow.clone(),
+        counters: metrics.cluster.clone(),
+    };
+    let node = Node::observed(config, id, metrics, Box::new(maker));
     (node, Pending { redis, queue, overflow })
+}
+
+/// Apps of a cluster node: the cluster link observes the hub, and forwards to the webhook handle
+/// what the node decides alone.
+struct LinkedApps {
+    webhooks: mpsc::Sender<Job>,
+    dropped: prometheus_client::metrics::counter::Counter,
+    queue: mpsc::Sender<Outbound>,
+    overflow: Arc<Overflow>,
+    counters: crate::metrics::Cluster,
+}
+
+impl AppMaker for LinkedApps {
+    fn make(&self, config: &AppConfig) -> (Webhooks, Arc<dyn Observer>) {
+        let hooks = Webhooks::new(config, self.webhooks.clone(), self.dropped.clone());
+        let link =
+            Link::new(&config.id, self.queue.clone(), hooks.clone(), self.overflow.clone(), self.counters.clone());
+        (hooks, Arc::new(link))
+    }
 }
 
 /// Start the outbound task (on the node's cluster-link tracker, which shutdown waits for before the

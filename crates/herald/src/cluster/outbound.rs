@@ -83,9 +83,9 @@ impl Sender {
     /// The task for `node`'s apps.
     pub fn new(node: Arc<Node>, redis: Redis, overflow: Arc<Overflow>) -> Self {
         let apps = node
-            .apps
+            .apps()
             .iter()
-            .map(|app| AppLink { app: app.clone(), keys: AppKeys::new(&app.config.id), epoch: String::new() })
+            .map(|app| AppLink { app: app.clone(), keys: AppKeys::new(&app.id), epoch: String::new() })
             .collect();
         let delay_ms = node.config.webhook_delay.as_millis() as u64;
         Self { node, redis, apps, overflow, apply_sha: String::new(), health: Health::default(), delay_ms }
@@ -137,6 +137,9 @@ impl Sender {
         if !self.health.up {
             self.came_up();
         }
+        for gone in self.follow_apps() {
+            self.leave_app(&gone).await;
+        }
         if self.overflow.take() {
             tracing::warn!("cluster queue overflowed: re-announcing this node's share");
             self.health.announced = false;
@@ -157,7 +160,7 @@ impl Sender {
                         self.health.announced = false;
                     }
                     for dead in reply {
-                        tracing::warn!(node = dead, app = %self.apps[i].app.config.id, "node silent for too long: removed from the cluster");
+                        tracing::warn!(node = dead, app = %self.apps[i].app.id, "node silent for too long: removed from the cluster");
                         self.node.metrics.cluster.nodes_reaped.inc();
                     }
                 }
@@ -239,7 +242,7 @@ impl Sender {
         let mut sent = Vec::new();
         let mut changes: Vec<(usize, Batch)> = Vec::new();
         for Outbound { app, forward } in batch.drain(..) {
-            let Some(index) = self.apps.iter().position(|link| *link.app.config.id == *app) else { continue };
+            let Some(index) = self.apps.iter().position(|link| *link.app.id == *app) else { continue };
             match share_change(forward) {
                 Ok(op) => match changes.iter_mut().find(|(i, _)| *i == index) {
                     Some((_, changes)) => changes.push(op),
@@ -327,13 +330,13 @@ impl Sender {
         let message = envelope::encode(Parts {
             kind,
             origin: self.node.id,
-            app: &app.app.config.id,
+            app: &app.app.id,
             target,
             except,
             data: cached.unwrap_or(""),
             frame: frame.map_or(&b""[..], |f| f.as_bytes()),
         });
-        let lane = scripts::lane(lane_of(&app.app.config.id, target));
+        let lane = scripts::lane(lane_of(&app.app.id, target));
         let publish = CustomCommand::new_static(self.redis.publish, ClusterHash::FirstKey, false);
         if pipeline.custom::<(), Value>(publish, vec![lane.into(), message.clone().into()]).await.is_ok() {
             sent.push(Sent::Publish);
@@ -393,13 +396,35 @@ impl Sender {
             return;
         }
         for link in &self.apps {
-            let args = link.keys.args(self.redis.publish, self.node.id, self.delay_ms, &[]);
-            if let Ok(Value::Array(pending)) = self.redis.eval(scripts::LEAVE, &link.keys.keys, args).await {
-                removals(&link.app, pending);
-            }
+            self.leave_app(link).await;
         }
         self.redis.release_node_id(self.node.id).await;
         tracing::info!("left the cluster");
+    }
+
+    /// This node no longer hosts `link`'s app (it left, or a reload removed the app).
+    async fn leave_app(&self, link: &AppLink) {
+        let args = link.keys.args(self.redis.publish, self.node.id, self.delay_ms, &[]);
+        if let Ok(Value::Array(pending)) = self.redis.eval(scripts::LEAVE, &link.keys.keys, args).await {
+            removals(&link.app, pending);
+        }
+    }
+
+    /// Follow the node's apps after a reload: a new app is announced, a removed one is returned to
+    /// leave.
+    fn follow_apps(&mut self) -> Vec<AppLink> {
+        let current = self.node.apps();
+        let (kept, gone): (Vec<AppLink>, Vec<AppLink>) = std::mem::take(&mut self.apps)
+            .into_iter()
+            .partition(|link| current.by_id(&link.app.id).is_some_and(|app| Arc::ptr_eq(app, &link.app)));
+        self.apps = kept;
+        for app in current.iter() {
+            if !self.apps.iter().any(|link| Arc::ptr_eq(&link.app, app)) {
+                self.apps.push(AppLink { app: app.clone(), keys: AppKeys::new(&app.id), epoch: String::new() });
+                self.health.announced = false;
+            }
+        }
+        gone
     }
 }
 

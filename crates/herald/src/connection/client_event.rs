@@ -22,7 +22,7 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
         false
     };
     let channel = &event.channel;
-    if !session.app.config.client_events {
+    if !session.app.config().client_events {
         return refuse(replies, None, "client events are disabled for this app".into());
     }
     let kind = channel.kind();
@@ -51,7 +51,7 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
         );
     }
     let size = event.data.as_ref().map_or(0, |data| data.get().len());
-    let max = session.app.config.max_event_bytes;
+    let max = session.app.config().max_event_bytes;
     if size > max {
         return refuse(replies, None, format!("Client event rejected: data is {size} bytes, the limit is {max}"));
     }

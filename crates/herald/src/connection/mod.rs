@@ -56,6 +56,8 @@ enum Exit {
     Killed(Kill),
     /// No reply to the server's ping.
     PongTimeout,
+    /// A reload removed the app.
+    AppRemoved,
 }
 
 impl Exit {
@@ -69,6 +71,7 @@ impl Exit {
             Self::Killed(Kill::SlowConsumer) => "slow_consumer",
             Self::Killed(Kill::Terminated) => "terminated",
             Self::PongTimeout => "pong_timeout",
+            Self::AppRemoved => "app_removed",
         }
     }
 
@@ -89,6 +92,7 @@ impl Exit {
             Self::Killed(Kill::SlowConsumer) => pusher(ErrorCode::OverCapacity, "Client too slow: outbound queue full"),
             Self::Killed(Kill::Terminated) => pusher(ErrorCode::Unauthorized, "Connection terminated by the app"),
             Self::PongTimeout => pusher(ErrorCode::PongNotReceived, ErrorCode::PongNotReceived.description()),
+            Self::AppRemoved => pusher(ErrorCode::AppDisabled, ErrorCode::AppDisabled.description()),
         }
     }
 }
@@ -98,7 +102,7 @@ pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let id = node.next_conn_id();
     let outbox = Arc::new(Outbox::new(id, node.config.outbox));
     let mut session = Session::new(node.socket_id(id), outbox, app, Instant::now());
-    tracing::debug!(socket_id = %session.socket_id, app = session.app.config.id, "connected");
+    tracing::debug!(socket_id = %session.socket_id, app = %session.app.id, "connected");
     let exit = drive(&mut socket, &mut session, &node).await;
     session.leave_all(Instant::now());
     tracing::debug!(socket_id = %session.socket_id, ?exit, "disconnected");
@@ -138,7 +142,9 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
     let mut heartbeat = Heartbeat::new(Instant::now(), config.activity_timeout, config.pong_timeout);
     let timer = tokio::time::sleep_until(heartbeat.deadline().into());
     let shutdown = node.shutdown.cancelled();
-    tokio::pin!(timer, shutdown);
+    let app_removed = session.app.removed.clone();
+    let removed = app_removed.cancelled();
+    tokio::pin!(timer, shutdown, removed);
     let mut replies = Vec::new();
     loop {
         // Not `biased`: polling the outbox first would let a busy broadcast starve the client's own
@@ -146,6 +152,7 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
         // within an iteration either way.
         tokio::select! {
             () = &mut shutdown => return Exit::Shutdown,
+            () = &mut removed => return Exit::AppRemoved,
             batch = outbox.next_batch() => match batch {
                 Batch::Frames(frames) => {
                     if let Err(exit) = write_unless_killed(socket, &outbox, frames, config.outbox.write_timeout).await {

@@ -27,7 +27,7 @@ pub struct SignedIn {
 
 /// Handle `pusher:signin`.
 pub fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) {
-    let config = &session.app.config;
+    let config = session.app.config();
     let socket_id = session.socket_id.as_str();
     if let Err(error) =
         auth::verify_user(&config.key, &config.secret, socket_id, &request.user_data, Some(&request.auth))

@@ -112,7 +112,7 @@ fn authorize(
     token: Option<&str>,
     channel_data: Option<&str>,
 ) -> Result<(), AuthError> {
-    let config = &session.app.config;
+    let config = session.app.config();
     let verify = |data: Option<&str>| {
         auth::verify_channel(&config.key, &config.secret, session.socket_id.as_str(), channel.as_str(), data, token)
     };

@@ -19,6 +19,7 @@ mod shards;
 mod users;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,8 +46,9 @@ pub struct Hub {
     channels: ShardedMap<Arc<Channel>>,
     /// Signed-in users: server-to-user events, terminations, watchlists.
     pub users: Users,
-    /// Whether subscribers get `pusher_internal:subscription_count`.
-    send_counts: bool,
+    /// Whether subscribers get `pusher_internal:subscription_count` (the app's setting, which a
+    /// reload may change).
+    send_counts: AtomicBool,
     /// Channels whose count update the throttle held back.
     deferred_counts: Mutex<HashSet<Box<str>>>,
     /// Hears every local transition, with the channel locked.
@@ -128,10 +130,15 @@ impl Hub {
         Self {
             channels: ShardedMap::default(),
             users: Users::new(observer.clone()),
-            send_counts,
+            send_counts: AtomicBool::new(send_counts),
             deferred_counts: Mutex::default(),
             observer,
         }
+    }
+
+    /// Turn subscription counts on or off (the app's settings changed).
+    pub fn set_send_counts(&self, send_counts: bool) {
+        self.send_counts.store(send_counts, Ordering::Relaxed);
     }
 
     /// Subscribe a connection. `member` is its presence identity on presence channels. On success the
@@ -365,7 +372,7 @@ impl Hub {
     fn update_count(&self, state: &mut ChannelState, name: &str, kind: ChannelKind, now: Instant) -> CountUpdate {
         // Pusher sends no subscription counts on presence channels; server-to-user channels never
         // reach the hub.
-        if !self.send_counts || kind.is_presence() {
+        if !self.send_counts.load(Ordering::Relaxed) || kind.is_presence() {
             return CountUpdate::None;
         }
         let update = state.count_changed(now);

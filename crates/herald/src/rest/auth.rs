@@ -27,8 +27,9 @@ pub fn authenticate(
             apps.by_key(key).ok_or(RestAuthError::UnknownKey)?
         }
     };
+    let config = app.config();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let check = |path: &str| verify_query(method, path, params, &app.config.key, &app.config.secret, now);
+    let check = |path: &str| verify_query(method, path, params, &config.key, &config.secret, now);
     match check(path) {
         Ok(()) => Ok(app.clone()),
         // SDKs sign the path unencoded; a client or proxy may have percent-encoded it on the way.

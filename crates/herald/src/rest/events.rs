@@ -20,7 +20,7 @@ use crate::node::Node;
 
 /// Trigger one event on one or more channels.
 pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
-    let trigger = Trigger::parse(body, &app.config.trigger_limits())?;
+    let trigger = Trigger::parse(body, &app.config().trigger_limits())?;
     let except = trigger.socket_id.as_ref().map(|socket_id| except(node, socket_id));
     let now = Instant::now();
     for channel in &trigger.channels {
@@ -39,7 +39,7 @@ pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Byte
 
 /// Trigger up to ten events, each on its own channel.
 pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
-    let events = BatchEvent::parse_batch(body, &app.config.trigger_limits())?;
+    let events = BatchEvent::parse_batch(body, &app.config().trigger_limits())?;
     let now = Instant::now();
     for event in &events {
         let except = event.socket_id.as_ref().map(|socket_id| except(node, socket_id));

@@ -101,8 +101,8 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
     }
     let params = QueryParams::parse(parts.uri.query().unwrap_or(""));
     // Authenticated before the body is read: a forged request costs no body buffering.
-    let app: Arc<App> = auth::authenticate(&node.apps, app_id, method.as_str(), path, &params)?;
-    let max = max_body_bytes(app.config.max_event_bytes);
+    let app: Arc<App> = auth::authenticate(&node.apps(), app_id, method.as_str(), path, &params)?;
+    let max = max_body_bytes(app.config().max_event_bytes);
     let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),

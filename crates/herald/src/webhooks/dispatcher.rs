@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pusher_wire::webhook::WebhookEvent;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -118,26 +118,32 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher for `apps`, holding removals for `delay`, delivering through `delivery`.
     pub fn new(apps: &[AppConfig], delay: Duration, delivery: Delivery) -> Self {
-        let apps = apps
-            .iter()
-            .filter(|app| !app.webhooks.is_empty())
-            .map(|app| {
-                let targets = app
-                    .webhooks
-                    .iter()
-                    .filter_map(|target| Some((Arc::new(Endpoint::parse(&target.url).ok()?), target.clone())))
-                    .collect();
-                let hooks = AppHooks {
-                    key: app.key.as_str().into(),
-                    secret: app.secret.as_str().into(),
-                    targets,
-                    batch: app.batch_webhooks,
-                    buffered: Vec::new(),
-                };
-                (Arc::<str>::from(app.id.as_str()), hooks)
-            })
-            .collect();
-        Self { apps, table: DelayTable::new(delay), delivery }
+        let mut dispatcher = Self { apps: HashMap::new(), table: DelayTable::new(delay), delivery };
+        dispatcher.configure(apps);
+        dispatcher
+    }
+
+    /// Follow the apps' settings (at start, and after each reload). Events an app has waiting for
+    /// its batch stay with it.
+    pub fn configure(&mut self, apps: &[AppConfig]) {
+        let mut old = std::mem::take(&mut self.apps);
+        for app in apps.iter().filter(|app| !app.webhooks.is_empty()) {
+            let id: Arc<str> = app.id.as_str().into();
+            let targets = app
+                .webhooks
+                .iter()
+                .filter_map(|target| Some((Arc::new(Endpoint::parse(&target.url).ok()?), target.clone())))
+                .collect();
+            let buffered = old.remove(&id).map(|hooks| hooks.buffered).unwrap_or_default();
+            let hooks = AppHooks {
+                key: app.key.as_str().into(),
+                secret: app.secret.as_str().into(),
+                targets,
+                batch: app.batch_webhooks,
+                buffered,
+            };
+            self.apps.insert(id, hooks);
+        }
     }
 
     /// Run until `shutdown` and until every task in `producers` has ended (the connections, whose
@@ -146,6 +152,7 @@ impl Dispatcher {
     pub async fn run(
         mut self,
         mut jobs: mpsc::Receiver<Job>,
+        mut configs: watch::Receiver<Vec<AppConfig>>,
         shutdown: CancellationToken,
         producers: [TaskTracker; 2],
     ) {
@@ -161,6 +168,12 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 () = &mut producers_done => break,
+                changed = configs.changed() => {
+                    if changed.is_ok() {
+                        let apps = configs.borrow_and_update().clone();
+                        self.configure(&apps);
+                    }
+                }
                 job = jobs.recv() => match job {
                     Some(job) => self.take(job),
                     None => break,

@@ -10,7 +10,7 @@ pub mod delivery;
 pub mod dispatcher;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
@@ -47,37 +47,56 @@ pub enum Timing {
 }
 
 /// An app's way to emit webhook events. Cheap when the app has no endpoint for an event kind: the
-/// event is not even built.
+/// event is not even built. Clones share one state, which a reload of the app's settings changes.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     app_id: Arc<str>,
     /// Bit `kind as u8` is set when some endpoint wants that kind.
-    wanted: u8,
+    wanted: AtomicU8,
     sender: Option<mpsc::Sender<Job>>,
     dropped: Counter,
     /// Events are being dropped (the queue is full), so the warning is not repeated.
-    overflowing: Arc<AtomicBool>,
+    overflowing: AtomicBool,
 }
 
 impl Webhooks {
     /// The handle of an app, sending into the dispatcher's queue.
     pub fn new(app: &AppConfig, sender: mpsc::Sender<Job>, dropped: Counter) -> Self {
-        let wanted = WebhookKind::ALL
-            .iter()
-            .filter(|kind| app.webhooks.iter().any(|target| target.wants(**kind)))
-            .fold(0u8, |mask, kind| mask | bit(*kind));
-        let sender = (wanted != 0).then_some(sender);
-        Self { app_id: app.id.as_str().into(), wanted, sender, dropped, overflowing: Arc::default() }
+        let inner = Inner {
+            app_id: app.id.as_str().into(),
+            wanted: AtomicU8::new(wanted(app)),
+            sender: Some(sender),
+            dropped,
+            overflowing: AtomicBool::new(false),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
-    /// A handle that emits nothing (an app without webhooks, tests).
+    /// A handle that emits nothing (tests).
     pub fn disabled() -> Self {
-        Self { app_id: "".into(), wanted: 0, sender: None, dropped: Counter::default(), overflowing: Arc::default() }
+        let inner = Inner {
+            app_id: "".into(),
+            wanted: AtomicU8::new(0),
+            sender: None,
+            dropped: Counter::default(),
+            overflowing: AtomicBool::new(false),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Follow the app's new settings (its endpoints may want other kinds now).
+    pub fn configure(&self, app: &AppConfig) {
+        self.inner.wanted.store(wanted(app), Ordering::Relaxed);
     }
 
     /// Whether any endpoint wants events of `kind`.
     pub fn wants(&self, kind: WebhookKind) -> bool {
-        self.wanted & bit(kind) != 0
+        self.inner.wanted.load(Ordering::Relaxed) & bit(kind) != 0
     }
 
     /// Emit an event of `kind`, built by `event` only if some endpoint wants it. Never waits: when
@@ -117,19 +136,20 @@ impl Webhooks {
     }
 
     fn send(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent, timing: Timing) {
-        let Some(sender) = self.sender.as_ref().filter(|_| self.wants(kind)) else { return };
-        let job = Job { app_id: self.app_id.clone(), event: event(), at: Instant::now(), timing };
+        let inner = &*self.inner;
+        let Some(sender) = inner.sender.as_ref().filter(|_| self.wants(kind)) else { return };
+        let job = Job { app_id: inner.app_id.clone(), event: event(), at: Instant::now(), timing };
         match sender.try_send(job) {
             Ok(()) => {
-                if self.overflowing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(app = %self.app_id, "webhook queue has room again");
+                if inner.overflowing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(app = %inner.app_id, "webhook queue has room again");
                 }
             }
             Err(_) => {
-                self.dropped.inc();
+                inner.dropped.inc();
                 // Once per episode: this runs with hub locks held, possibly for every event.
-                if !self.overflowing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(app = %self.app_id, "webhook queue full: events dropped (counted in herald_webhooks_dropped_total)");
+                if !inner.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(app = %inner.app_id, "webhook queue full: events dropped (counted in herald_webhooks_dropped_total)");
                 }
             }
         }
@@ -173,9 +193,18 @@ pub fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
     });
     let delivery =
         delivery::Delivery::new(node.tracker.clone(), node.shutdown.clone(), node.metrics.webhooks.clone(), tls);
-    let dispatcher = dispatcher::Dispatcher::new(&node.config.apps, node.config.webhook_delay, delivery);
+    let configs = node.app_configs.subscribe();
+    let dispatcher = dispatcher::Dispatcher::new(&configs.borrow(), node.config.webhook_delay, delivery);
     let producers = [node.connections.clone(), node.cluster_link.clone()];
-    node.tracker.spawn(dispatcher.run(jobs, node.shutdown.clone(), producers));
+    node.tracker.spawn(dispatcher.run(jobs, configs, node.shutdown.clone(), producers));
+}
+
+/// The kinds some endpoint of `app` wants, as a bit mask.
+fn wanted(app: &AppConfig) -> u8 {
+    WebhookKind::ALL
+        .iter()
+        .filter(|kind| app.webhooks.iter().any(|target| target.wants(**kind)))
+        .fold(0u8, |mask, kind| mask | bit(*kind))
 }
 
 fn bit(kind: WebhookKind) -> u8 {
@@ -223,10 +252,10 @@ mod tests {
             hooks.emit(WebhookKind::ChannelOccupied, occupied);
         }
         assert_eq!(dropped.get(), 2);
-        assert!(hooks.overflowing.load(Ordering::Relaxed), "one episode, warned once");
+        assert!(hooks.inner.overflowing.load(Ordering::Relaxed), "one episode, warned once");
         receiver.try_recv().unwrap();
         hooks.emit(WebhookKind::ChannelOccupied, occupied);
-        assert!(!hooks.overflowing.load(Ordering::Relaxed), "the episode is over");
+        assert!(!hooks.inner.overflowing.load(Ordering::Relaxed), "the episode is over");
     }
 
     #[test]

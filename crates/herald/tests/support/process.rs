@@ -15,12 +15,19 @@ pub struct HeraldProcess {
 }
 
 impl HeraldProcess {
-    /// Start it on 127.0.0.1, a free port, with `extra` flags; wait for its address.
+    /// Start it with the test app on 127.0.0.1, a free port, with `extra` flags; wait for its address.
     pub fn start(extra: &[&str]) -> Self {
+        let mut args = vec!["--app-id", super::APP_ID, "--key", super::KEY, "--secret", super::SECRET];
+        args.extend(extra);
+        Self::start_with(&args)
+    }
+
+    /// Start `herald serve` on 127.0.0.1, a free port, with exactly `args` otherwise.
+    pub fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--app-id", super::APP_ID, "--key", super::KEY, "--secret", super::SECRET])
+            .arg("serve")
             .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "info")
             .env_remove("HERALD_CONFIG")
             .stdout(Stdio::null())
