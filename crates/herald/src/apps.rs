@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AppConfig;
+use crate::connection::rate_limit::RateLimiter;
 use crate::hub::{Hub, Observer};
 use crate::webhooks::Webhooks;
 
@@ -30,14 +32,34 @@ pub struct App {
     connections: AtomicUsize,
     /// Cancelled when a reload removes the app: its connections close with 4003.
     pub removed: CancellationToken,
+    /// The app's REST limits, when it has them.
+    rest: Mutex<RestLimits>,
+}
+
+/// An app's REST request limits, per second.
+#[derive(Debug)]
+struct RestLimits {
+    events: Option<RateLimiter>,
+    reads: Option<RateLimiter>,
+}
+
+impl RestLimits {
+    fn of(config: &AppConfig) -> Self {
+        let now = Instant::now();
+        let bucket = |limit: Option<u32>| limit.map(|n| RateLimiter::per_second(n, now));
+        Self { events: bucket(config.max_rest_events_per_second), reads: bucket(config.max_rest_reads_per_second) }
+    }
 }
 
 impl App {
     /// An app with no channels and no connections; its hub tells `observer` what happens in it.
     pub fn new(config: AppConfig, webhooks: Webhooks, observer: Arc<dyn Observer>) -> Self {
+        let hub = Hub::new(config.subscription_count, observer);
+        hub.set_max_members(config.max_presence_members);
         Self {
+            rest: Mutex::new(RestLimits::of(&config)),
             id: config.id.as_str().into(),
-            hub: Hub::new(config.subscription_count, observer),
+            hub,
             webhooks,
             config: RwLock::new(Arc::new(config)),
             connections: AtomicUsize::new(0),
@@ -54,8 +76,22 @@ impl App {
     /// Take new settings (same id).
     fn reconfigure(&self, config: AppConfig) {
         self.hub.set_send_counts(config.subscription_count);
+        self.hub.set_max_members(config.max_presence_members);
+        *self.rest.lock().unwrap_or_else(|p| p.into_inner()) = RestLimits::of(&config);
         self.webhooks.configure(&config);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    /// Whether `events` REST events may be published now (the app's `max_rest_events_per_second`).
+    pub fn allow_rest_events(&self, events: u32, now: Instant) -> bool {
+        let mut limits = self.rest.lock().unwrap_or_else(|p| p.into_inner());
+        limits.events.as_mut().is_none_or(|bucket| bucket.allow_n(events, now))
+    }
+
+    /// Whether a REST read may be answered now (the app's `max_rest_reads_per_second`).
+    pub fn allow_rest_read(&self, now: Instant) -> bool {
+        let mut limits = self.rest.lock().unwrap_or_else(|p| p.into_inner());
+        limits.reads.as_mut().is_none_or(|bucket| bucket.allow(now))
     }
 
     /// Count a new connection unless the app is at its `max_connections`.

@@ -107,6 +107,19 @@ pub struct AppConfig {
     /// Send the events that are ready together, several per request, instead of one per request.
     #[serde(default)]
     pub batch_webhooks: bool,
+    /// Most members of one presence channel (Pusher: 100); more are refused with 4100.
+    #[serde(default = "default_max_presence_members")]
+    pub max_presence_members: usize,
+    /// Client events one connection may send per second (Pusher: 10); more get 4301.
+    #[serde(default = "default_client_events_per_second")]
+    pub max_client_events_per_second: u32,
+    /// REST events (one per channel of a trigger or batch entry) per second; more get 429. `None`:
+    /// no limit.
+    #[serde(default)]
+    pub max_rest_events_per_second: Option<u32>,
+    /// REST reads (`GET /channels…`) per second; more get 429. `None`: no limit.
+    #[serde(default)]
+    pub max_rest_reads_per_second: Option<u32>,
 }
 
 /// One webhook endpoint of an app.
@@ -131,6 +144,14 @@ fn yes() -> bool {
     true
 }
 
+fn default_max_presence_members() -> usize {
+    pusher_wire::limits::MAX_PRESENCE_MEMBERS
+}
+
+fn default_client_events_per_second() -> u32 {
+    pusher_wire::limits::MAX_CLIENT_EVENTS_PER_SECOND
+}
+
 fn default_max_event_bytes() -> usize {
     TriggerLimits::default().max_data_bytes
 }
@@ -148,6 +169,10 @@ impl AppConfig {
             max_event_bytes: default_max_event_bytes(),
             webhooks: Vec::new(),
             batch_webhooks: false,
+            max_presence_members: default_max_presence_members(),
+            max_client_events_per_second: default_client_events_per_second(),
+            max_rest_events_per_second: None,
+            max_rest_reads_per_second: None,
         }
     }
 
@@ -238,6 +263,11 @@ impl Config {
         for app in &self.apps {
             // 1 MiB at most: a batch of ten such events is the REST body limit (20 MiB with escaping).
             check_range("max_event_bytes", app.max_event_bytes as u64, 1, 1 << 20)?;
+            check_range("max_presence_members", app.max_presence_members as u64, 1, 100_000)?;
+            check_range("max_client_events_per_second", u64::from(app.max_client_events_per_second), 1, 100_000)?;
+            for limit in [app.max_rest_events_per_second, app.max_rest_reads_per_second].into_iter().flatten() {
+                check_range("REST requests per second", u64::from(limit), 1, 10_000_000)?;
+            }
         }
         if let Some(files) = &self.tls {
             crate::tls::server_config(files).map_err(|why| ConfigError::Invalid(format!("TLS: {why}")))?;

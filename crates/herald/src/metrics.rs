@@ -31,6 +31,9 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Client events relayed.
     pub client_events: Counter,
+    /// Requests refused by an app's limits, by limit (`client_events`, `presence_members`,
+    /// `rest_events`, `rest_reads`).
+    pub limited: Labeled<&'static str>,
     /// REST requests answered, by HTTP status.
     pub rest_requests: Labeled<u16>,
     /// Channels held (set when scraped).
@@ -78,6 +81,7 @@ impl Default for Metrics {
             events_published: Counter::default(),
             deliveries: Counter::default(),
             client_events: Counter::default(),
+            limited: Family::default(),
             rest_requests: Family::default(),
             channels: Gauge::default(),
             webhooks: crate::webhooks::delivery::Counters::default(),
@@ -105,6 +109,7 @@ impl Default for Metrics {
         );
         registry.register("deliveries", "Frames queued for subscribers by REST publishes", metrics.deliveries.clone());
         registry.register("client_events", "Client events relayed", metrics.client_events.clone());
+        registry.register("limited", "Requests refused by an app's limits, by limit", metrics.limited.clone());
         registry.register("rest_requests", "REST requests answered, by HTTP status", metrics.rest_requests.clone());
         registry.register("channels", "Channels held (occupied or caching an event)", metrics.channels.clone());
         registry.register("webhooks_delivered", "Webhook events delivered", metrics.webhooks.delivered.clone());

@@ -15,11 +15,22 @@ use super::outbox::Frame;
 use super::session::Session;
 use crate::hub::Relayed;
 
-/// Handle a `client-*` event; returns whether it was relayed.
-pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) -> bool {
+/// What became of a client event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent to the channel's other subscribers.
+    Relayed,
+    /// Refused by the rate limit (4301).
+    RateLimited,
+    /// Refused by another rule.
+    Refused,
+}
+
+/// Handle a `client-*` event.
+pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) -> Outcome {
     let refuse = |replies: &mut Vec<Frame>, code: Option<ErrorCode>, message: String| {
         replies.push(server::error(code, &message).into());
-        false
+        Outcome::Refused
     };
     let channel = &event.channel;
     if !session.app.config().client_events {
@@ -44,11 +55,8 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
         );
     };
     if !session.client_events.allow(now) {
-        return refuse(
-            replies,
-            Some(ErrorCode::ClientEventRateLimit),
-            "Client event rejected due to rate limit".into(),
-        );
+        refuse(replies, Some(ErrorCode::ClientEventRateLimit), "Client event rejected due to rate limit".into());
+        return Outcome::RateLimited;
     }
     let size = event.data.as_ref().map_or(0, |data| data.get().len());
     let max = session.app.config().max_event_bytes;
@@ -66,5 +74,5 @@ pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, rep
         user_id: membership.as_deref(),
     };
     session.app.hub.relay(session.outbox.id(), relayed);
-    true
+    Outcome::Relayed
 }

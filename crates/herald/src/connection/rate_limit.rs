@@ -29,7 +29,12 @@ impl RateLimiter {
 
     /// Pusher's client-event limit: 10 per second, bursts of 10.
     pub fn for_client_events(now: Instant) -> Self {
-        Self::new(MAX_CLIENT_EVENTS_PER_SECOND, MAX_CLIENT_EVENTS_PER_SECOND, now)
+        Self::per_second(MAX_CLIENT_EVENTS_PER_SECOND, now)
+    }
+
+    /// `n` per second, in bursts of at most `n`.
+    pub fn per_second(n: u32, now: Instant) -> Self {
+        Self::new(n, n, now)
     }
 
     /// Subscribes and sign-ins: a burst of one subscription per allowed channel, then
@@ -41,11 +46,17 @@ impl RateLimiter {
 
     /// Take a token if one is left.
     pub fn allow(&mut self, now: Instant) -> bool {
+        self.allow_n(1, now)
+    }
+
+    /// Take `n` tokens if that many are left (all or none).
+    pub fn allow_n(&mut self, n: u32, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         self.updated = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = f64::from(n);
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false

@@ -42,13 +42,14 @@ pub struct Session {
 impl Session {
     /// A fresh session.
     pub fn new(socket_id: SocketId, outbox: Arc<Outbox>, app: Arc<App>, now: Instant) -> Self {
+        let client_events = RateLimiter::per_second(app.config().max_client_events_per_second, now);
         Self {
             socket_id,
             outbox,
             app,
             subscriptions: HashMap::new(),
             user: None,
-            client_events: RateLimiter::for_client_events(now),
+            client_events,
             commands: RateLimiter::for_commands(now),
         }
     }
@@ -62,7 +63,7 @@ impl Session {
                 let message = "Subscription rejected due to rate limit";
                 replies.push(server::subscription_error(request.channel.as_str(), LimitReached, message, 4301).into());
             }
-            Ok(ClientFrame::Subscribe(request)) => subscribe::subscribe(self, request, now, replies),
+            Ok(ClientFrame::Subscribe(request)) => subscribe::subscribe(self, request, now, replies, metrics),
             Ok(ClientFrame::Unsubscribe { channel }) => subscribe::unsubscribe(self, &channel, now),
             Ok(ClientFrame::Signin(_)) if !self.commands.allow(now) => {
                 replies.push(
@@ -70,11 +71,15 @@ impl Session {
                 );
             }
             Ok(ClientFrame::Signin(request)) => signin::signin(self, request, replies),
-            Ok(ClientFrame::ClientEvent(event)) => {
-                if client_event::client_event(self, event, now, replies) {
+            Ok(ClientFrame::ClientEvent(event)) => match client_event::client_event(self, event, now, replies) {
+                client_event::Outcome::Relayed => {
                     metrics.client_events.inc();
                 }
-            }
+                client_event::Outcome::RateLimited => {
+                    metrics.limited.get_or_create(&[("limit", "client_events")]).inc();
+                }
+                client_event::Outcome::Refused => {}
+            },
             Ok(ClientFrame::Other { event }) => {
                 tracing::debug!(socket_id = %self.socket_id, event, "ignored unknown event");
             }

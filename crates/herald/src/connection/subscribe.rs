@@ -18,9 +18,10 @@ use pusher_wire::{ChannelKind, ChannelName, RawJson};
 use super::outbox::Frame;
 use super::session::Session;
 use crate::hub::{CacheReplay, JoinError};
+use crate::metrics::Metrics;
 
 /// Handle `pusher:subscribe`.
-pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replies: &mut Vec<Frame>) {
+pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replies: &mut Vec<Frame>, metrics: &Metrics) {
     let channel = request.channel;
     if session.subscriptions.contains_key(&channel) {
         // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
@@ -81,6 +82,7 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
             session.subscriptions.insert(channel, member.map(|m| m.user_id));
         }
         Err(error @ JoinError::PresenceFull { .. }) => {
+            metrics.limited.get_or_create(&[("limit", "presence_members")]).inc();
             refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 4100);
         }
     }

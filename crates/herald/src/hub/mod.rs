@@ -19,7 +19,7 @@ mod shards;
 mod users;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,8 @@ pub struct Hub {
     /// Whether subscribers get `pusher_internal:subscription_count` (the app's setting, which a
     /// reload may change).
     send_counts: AtomicBool,
+    /// Most members of one presence channel, cluster-wide (the app's setting).
+    max_members: AtomicUsize,
     /// Channels whose count update the throttle held back.
     deferred_counts: Mutex<HashSet<Box<str>>>,
     /// Hears every local transition, with the channel locked.
@@ -131,6 +133,7 @@ impl Hub {
             channels: ShardedMap::default(),
             users: Users::new(observer.clone()),
             send_counts: AtomicBool::new(send_counts),
+            max_members: AtomicUsize::new(MAX_PRESENCE_MEMBERS),
             deferred_counts: Mutex::default(),
             observer,
         }
@@ -139,6 +142,11 @@ impl Hub {
     /// Turn subscription counts on or off (the app's settings changed).
     pub fn set_send_counts(&self, send_counts: bool) {
         self.send_counts.store(send_counts, Ordering::Relaxed);
+    }
+
+    /// Set the most members one presence channel may have.
+    pub fn set_max_members(&self, max: usize) {
+        self.max_members.store(max, Ordering::Relaxed);
     }
 
     /// Subscribe a connection. `member` is its presence identity on presence channels. On success the
@@ -156,7 +164,8 @@ impl Hub {
         self.channels.with_shard(name, |shard| {
             let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(kind))).clone();
             let mut state = entry.lock();
-            let mut joined = join(&mut state, name, kind, outbox, member, now);
+            let max_members = self.max_members.load(Ordering::Relaxed);
+            let mut joined = join(&mut state, name, kind, outbox, member, max_members, now);
             match &mut joined {
                 Ok(joined) => {
                     let observe = |transition| self.observer.observe(transition);
@@ -397,6 +406,7 @@ fn join(
     kind: ChannelKind,
     outbox: &Arc<Outbox>,
     member: Option<&PresenceMember>,
+    max_members: usize,
     now: Instant,
 ) -> Result<Joined, JoinError> {
     let occupied = state.subscribers.is_empty();
@@ -404,8 +414,8 @@ fn join(
     let mut presence_snapshot = None;
     if let Some(member) = member.filter(|_| kind.is_presence()) {
         // The roster holds every node's members, so the limit is cluster-wide.
-        if !state.roster.contains(&member.user_id) && state.roster.len() >= MAX_PRESENCE_MEMBERS {
-            return Err(JoinError::PresenceFull { max: MAX_PRESENCE_MEMBERS });
+        if !state.roster.contains(&member.user_id) && state.roster.len() >= max_members {
+            return Err(JoinError::PresenceFull { max: max_members });
         }
         let change = state.roster.join(&member.user_id, member.user_info.as_ref());
         if change.anywhere {

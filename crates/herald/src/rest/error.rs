@@ -36,6 +36,14 @@ pub enum ApiError {
     /// The request is well-formed but asks for something that does not apply.
     #[error("{0}")]
     BadRequest(String),
+    /// The app's limit of requests per second is reached.
+    #[error("{what} rate limit reached: at most {limit} per second for this app")]
+    TooManyRequests {
+        /// REST events or reads.
+        what: &'static str,
+        /// The limit.
+        limit: u32,
+    },
 }
 
 impl ApiError {
@@ -49,6 +57,7 @@ impl ApiError {
             Self::Trigger(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::node::Node;
 /// Trigger one event on one or more channels.
 pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
     let trigger = Trigger::parse(body, &app.config().trigger_limits())?;
+    within_event_limit(app, node, trigger.channels.len())?;
     let except = trigger.socket_id.as_ref().map(|socket_id| except(node, socket_id));
     let now = Instant::now();
     for channel in &trigger.channels {
@@ -40,6 +41,7 @@ pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Byte
 /// Trigger up to ten events, each on its own channel.
 pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
     let events = BatchEvent::parse_batch(body, &app.config().trigger_limits())?;
+    within_event_limit(app, node, events.len())?;
     let now = Instant::now();
     for event in &events {
         let except = event.socket_id.as_ref().map(|socket_id| except(node, socket_id));
@@ -50,6 +52,17 @@ pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>
     }
     let batch: Vec<Value> = events.iter().map(|event| counts(app, &event.channel, event.info, now)).collect();
     super::ok(serde_json::json!({ "batch": batch }).to_string())
+}
+
+/// Refuse the whole request when its `events` (one per channel) would pass the app's
+/// `max_rest_events_per_second`.
+fn within_event_limit(app: &App, node: &Node, events: usize) -> Result<(), ApiError> {
+    if app.allow_rest_events(u32::try_from(events).unwrap_or(u32::MAX), Instant::now()) {
+        return Ok(());
+    }
+    node.metrics.limited.get_or_create(&[("limit", "rest_events")]).inc();
+    let limit = app.config().max_rest_events_per_second.unwrap_or_default();
+    Err(ApiError::TooManyRequests { what: "REST event", limit })
 }
 
 /// The socket a publisher excludes: its id (carried to the other nodes of a cluster) and, when it

@@ -109,6 +109,13 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
         Ok(Err(_)) | Err(_) => return Err(ApiError::BodyRead),
     };
     auth::check_body(&params, &body)?;
+    if matches!(route, Route::Channels | Route::Channel(_) | Route::ChannelUsers(_))
+        && !app.allow_rest_read(std::time::Instant::now())
+    {
+        node.metrics.limited.get_or_create(&[("limit", "rest_reads")]).inc();
+        let limit = app.config().max_rest_reads_per_second.unwrap_or_default();
+        return Err(ApiError::TooManyRequests { what: "REST read", limit });
+    }
     match route {
         Route::Events => events::trigger(&app, node, &body),
         Route::BatchEvents => events::batch(&app, node, &body),
