@@ -107,6 +107,10 @@ pub struct AppConfig {
     /// Send the events that are ready together, several per request, instead of one per request.
     #[serde(default)]
     pub batch_webhooks: bool,
+    /// Origins whose pages may connect (`https://app.example.com`, `https://*.example.com`); others
+    /// get 4009. Empty: any origin.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// Most members of one presence channel (Pusher: 100); more are refused with 4100.
     #[serde(default = "default_max_presence_members")]
     pub max_presence_members: usize,
@@ -169,6 +173,7 @@ impl AppConfig {
             max_event_bytes: default_max_event_bytes(),
             webhooks: Vec::new(),
             batch_webhooks: false,
+            allowed_origins: Vec::new(),
             max_presence_members: default_max_presence_members(),
             max_client_events_per_second: default_client_events_per_second(),
             max_rest_events_per_second: None,

@@ -71,7 +71,8 @@ pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> R
     let Some(accept) = accept_key(request.headers()) else {
         return ApiError::UpgradeRequired.into_response();
     };
-    let admission = admit(node, key, request.uri().query());
+    let origin = request.headers().get(hyper::header::ORIGIN).and_then(|origin| origin.to_str().ok());
+    let admission = admit(node, key, request.uri().query(), origin);
     let on_upgrade = hyper::upgrade::on(&mut request);
     let node = node.clone();
     let max_message = match &admission {
@@ -127,12 +128,33 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
     headers.get(SEC_WEBSOCKET_KEY).map(|key| derive_accept_key(key.as_bytes()))
 }
 
+/// Whether `origin` (`scheme://host[:port]`) is in `allowed`; an empty list allows every origin. A
+/// pattern's `*.` stands for one or more labels: `https://*.example.com` allows
+/// `https://app.example.com` and `https://a.b.example.com`, not `https://example.com`.
+pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|pattern| match pattern.split_once("*.") {
+            Some((scheme, domain)) => origin
+                .strip_prefix(scheme)
+                .and_then(|host| host.strip_suffix(domain))
+                .is_some_and(|labels| labels.len() > 1 && labels.ends_with('.') && !labels.contains('/')),
+            None => pattern.eq_ignore_ascii_case(origin),
+        })
+}
+
 /// Admission checks in Pusher's order: app key, protocol version, app quota, server capacity.
-fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
+fn admit(node: &Arc<Node>, key: &str, query: Option<&str>, origin: Option<&str>) -> Admission {
     let apps = node.apps();
     let Some(app) = apps.by_key(key) else {
         return Admission::Refuse(ErrorCode::AppNotFound, format!("App key {} does not exist", excerpt(key, 64)));
     };
+    // Browsers always say where a page comes from; other clients may leave it out, and could claim
+    // anything, so an absent Origin passes (the list keeps other websites out, not other programs).
+    if let Some(origin) = origin
+        && !origin_allowed(&app.config().allowed_origins, origin)
+    {
+        return Admission::Refuse(ErrorCode::Unauthorized, format!("Origin {} not allowed", excerpt(origin, 128)));
+    }
     let params = QueryParams::parse(query.unwrap_or(""));
     // pusher-js always sends protocol=7; a client that sends none is assumed to speak 7.
     if let Some(protocol) = params.get("protocol")
@@ -151,4 +173,28 @@ fn admit(node: &Arc<Node>, key: &str, query: Option<&str>) -> Admission {
     node.metrics.connections.inc();
     node.metrics.connections_opened.inc();
     Admission::Accept(app.clone(), Slot { node: node.clone(), app: app.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_exactly_or_by_subdomain_wildcard() {
+        let allowed = vec!["https://app.example.com".to_owned(), "https://*.example.org".to_owned()];
+        let check = |origin: &str, expected: bool| assert_eq!(origin_allowed(&allowed, origin), expected, "{origin}");
+        check("https://app.example.com", true);
+        check("HTTPS://APP.EXAMPLE.COM", true);
+        check("http://app.example.com", false);
+        check("https://app.example.com:8443", false);
+        check("https://evil.com", false);
+        check("https://a.example.org", true);
+        check("https://a.b.example.org", true);
+        check("https://example.org", false);
+        check("https://.example.org", false);
+        check("https://evilexample.org", false);
+        check("https://a.example.org.evil.com", false);
+        check("http://a.example.org", false);
+        assert!(origin_allowed(&[], "https://anything"), "no list: any origin");
+    }
 }

@@ -359,3 +359,32 @@ async fn a_subscribe_flood_is_refused_beyond_the_burst() {
     client.send(json!({"event": "pusher:ping"})).await;
     client.expect("pusher:pong").await;
 }
+
+#[tokio::test]
+async fn an_origin_outside_the_apps_list_is_refused_with_4009_before_anything_else() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut config = support::config();
+    config.apps[0].allowed_origins = vec!["https://app.example.com".into(), "https://*.example.org".into()];
+    let server = TestServer::start_with(config).await;
+    let open = |origin: Option<&'static str>| {
+        let url = format!("ws://{}/app/{KEY}?protocol=7", server.addr);
+        async move {
+            let mut request = url.into_client_request().unwrap();
+            if let Some(origin) = origin {
+                request.headers_mut().insert("origin", origin.parse().unwrap());
+            }
+            let (stream, _) = tokio_tungstenite::connect_async(request).await.expect("upgraded in any case");
+            support::WsClient { stream, socket_id: String::new() }
+        }
+    };
+    for allowed in [Some("https://app.example.com"), Some("https://chat.example.org"), None] {
+        let mut client = open(allowed).await;
+        client.expect("pusher:connection_established").await;
+    }
+    let mut refused = open(Some("https://evil.example.com")).await;
+    let (code, frames) = refused.expect_close().await;
+    assert_eq!(code, 4009);
+    assert_eq!(frames.len(), 1, "only the pusher:error: {frames:?}");
+    assert_eq!(frames[0]["event"], "pusher:error");
+    assert_eq!(frames[0]["data"]["code"], 4009);
+}
