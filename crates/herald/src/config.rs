@@ -49,6 +49,13 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsFiles>,
     /// How long a client has to complete the TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// How long a new TCP connection may stay silent before it is closed.
+    pub first_byte_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Most connections from one address that have not yet sent a complete request; more are
+    /// closed at once, so a flood of silent connections cannot take every HTTP slot.
+    pub max_pending_per_address: usize,
     /// Where the apps came from, for re-reading them on SIGHUP (`None`: flags only, nothing to re-read).
     pub source: Option<ConfigSource>,
 }
@@ -204,6 +211,9 @@ impl Config {
             redis_url: None,
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            max_pending_per_address: 256,
             source: None,
         }
     }
@@ -242,6 +252,11 @@ impl Config {
                 _ => return Err(ConfigError::Invalid("give both tls_cert_file and tls_key_file, or neither".into())),
             },
             tls_handshake_timeout: defaults.tls_handshake_timeout,
+            first_byte_timeout: defaults.first_byte_timeout,
+            header_timeout: defaults.header_timeout,
+            max_pending_per_address: file
+                .max_pending_connections_per_address
+                .unwrap_or(defaults.max_pending_per_address),
             source: None,
         })
     }
@@ -340,6 +355,7 @@ struct ConfigFile {
     webhook_ca_file: Option<PathBuf>,
     redis_url: Option<String>,
     tls_cert_file: Option<PathBuf>,
+    max_pending_connections_per_address: Option<usize>,
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<AppConfig>,

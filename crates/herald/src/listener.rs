@@ -1,7 +1,10 @@
 //! The accept loop: one hyper HTTP/1 connection per TCP connection, with upgrades enabled so the same
 //! port serves WebSockets and the REST API.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
@@ -17,10 +20,6 @@ use tokio_rustls::server::TlsStream;
 use crate::http;
 use crate::node::Node;
 use crate::tls::Tls;
-
-/// A client must send its request headers within this long (slow-header clients would otherwise
-/// hold a task and buffers forever).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pending connections the kernel queues before `accept`. The default (128) overflows when a few
 /// hundred clients reconnect at once, and each overflow costs a client a one-second SYN retry.
@@ -42,6 +41,7 @@ const MAX_HTTP_CONNECTIONS: usize = 4096;
 /// Accept connections until shutdown.
 pub async fn accept(listener: TcpListener, node: Arc<Node>) {
     let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    let pending = Arc::new(Pending::default());
     let mut failures = FailureEpisode::default();
     loop {
         let accepted = tokio::select! {
@@ -49,20 +49,28 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
             accepted = accept_with_slot(&listener, &slots) => accepted,
         };
         match accepted {
-            Ok((stream, slot)) => {
+            Ok((stream, peer, slot)) => {
                 if let Some((count, lasted)) = failures.succeeded(Instant::now()) {
                     tracing::info!(failed_accepts = count, ?lasted, "accepting connections again");
                 }
+                let Some(waiting) = pending.admit(peer.ip(), node.config.max_pending_per_address) else {
+                    node.metrics.http_refused.get_or_create(&[("reason", "too_many_pending")]).inc();
+                    continue;
+                };
                 // Frames are small and latency matters more than packet count; batching happens in
                 // the outbox instead.
                 let _ = stream.set_nodelay(true);
                 let node = node.clone();
                 node.connections.clone().spawn(async move {
                     match &node.tls {
-                        None => serve_http(stream, node.clone()).await,
+                        None => {
+                            if first_byte(&stream, &node).await {
+                                serve_http(stream, node.clone(), waiting).await;
+                            }
+                        }
                         Some(tls) => {
                             if let Some(stream) = handshake(tls, stream, &node).await {
-                                serve_http(stream, node.clone()).await;
+                                serve_http(stream, node.clone(), waiting).await;
                             }
                         }
                     }
@@ -107,11 +115,73 @@ impl FailureEpisode {
 async fn accept_with_slot(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
-) -> std::io::Result<(TcpStream, OwnedSemaphorePermit)> {
+) -> std::io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     // The semaphore is never closed, so acquiring fails only if it were; treat that as no limit.
     let slot = slots.clone().acquire_owned().await.map_err(std::io::Error::other)?;
-    let (stream, _peer) = listener.accept().await?;
-    Ok((stream, slot))
+    let (stream, peer) = listener.accept().await?;
+    Ok((stream, peer, slot))
+}
+
+/// Wait for a plain connection's first byte, within the node's first-byte timeout; whether it came.
+async fn first_byte(stream: &TcpStream, node: &Node) -> bool {
+    // `peek` rather than `readable`: readiness can be reported before any byte is there.
+    let mut byte = [0u8; 1];
+    if tokio::time::timeout(node.config.first_byte_timeout, stream.peek(&mut byte)).await.is_ok() {
+        return true;
+    }
+    node.metrics.http_refused.get_or_create(&[("reason", "silent")]).inc();
+    false
+}
+
+/// Connections that have not yet sent a complete request, per source address.
+#[derive(Debug, Default)]
+struct Pending {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Pending {
+    /// Count a new connection from `ip`, unless `max` are already waiting.
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Waiting> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(ip).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Waiting { pending: self.clone(), ip, done: AtomicBool::new(false) })
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+}
+
+/// One connection counted in [`Pending`] until its first request arrives (or it ends).
+#[derive(Debug)]
+struct Waiting {
+    pending: Arc<Pending>,
+    ip: IpAddr,
+    done: AtomicBool,
+}
+
+impl Waiting {
+    fn request_arrived(&self) {
+        if !self.done.swap(true, Ordering::Relaxed) {
+            self.pending.release(self.ip);
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.request_arrived();
+    }
 }
 
 /// The TLS handshake, within the node's handshake timeout. A plain-HTTP request, garbage or a
@@ -130,15 +200,19 @@ async fn handshake(tls: &Tls, stream: TcpStream, node: &Node) -> Option<TlsStrea
     None
 }
 
-async fn serve_http<S>(stream: S, node: Arc<Node>)
+async fn serve_http<S>(stream: S, node: Arc<Node>, waiting: Waiting)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service_node = node.clone();
-    let service = service_fn(move |request| http::route(request, service_node.clone()));
+    let waiting = Arc::new(waiting);
+    let service = service_fn(move |request| {
+        waiting.request_arrived();
+        http::route(request, service_node.clone())
+    });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(node.config.header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);

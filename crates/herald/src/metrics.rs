@@ -23,6 +23,8 @@ pub struct Metrics {
     pub connections_refused: Labeled<u16>,
     /// Connections closed, by reason (`client`, `slow_consumer`, `pong_timeout`, ...).
     pub connections_closed: Labeled<&'static str>,
+    /// TCP connections closed before any request: `too_many_pending` from one address, `silent`.
+    pub http_refused: Labeled<&'static str>,
     /// TLS handshakes that failed (`failed`: not TLS, bad TLS) or did not finish in time (`timeout`).
     pub tls_handshakes_refused: Labeled<&'static str>,
     /// Events published through the REST API, counted once per channel.
@@ -78,6 +80,7 @@ impl Default for Metrics {
             connections_refused: Family::default(),
             connections_closed: Family::default(),
             tls_handshakes_refused: Family::default(),
+            http_refused: Family::default(),
             events_published: Counter::default(),
             deliveries: Counter::default(),
             client_events: Counter::default(),
@@ -97,6 +100,11 @@ impl Default for Metrics {
             metrics.connections_refused.clone(),
         );
         registry.register("connections_closed", "Connections closed, by reason", metrics.connections_closed.clone());
+        registry.register(
+            "http_refused",
+            "TCP connections closed before any request (too many pending from one address, silent)",
+            metrics.http_refused.clone(),
+        );
         registry.register(
             "tls_handshakes_refused",
             "TLS handshakes that failed or timed out, by reason",

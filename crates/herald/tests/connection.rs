@@ -388,3 +388,44 @@ async fn an_origin_outside_the_apps_list_is_refused_with_4009_before_anything_el
     assert_eq!(frames[0]["event"], "pusher:error");
     assert_eq!(frames[0]["data"]["code"], 4009);
 }
+
+#[tokio::test]
+async fn silent_connections_are_cut_off_and_capped_per_address_without_starving_anyone() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = support::config();
+    config.first_byte_timeout = Duration::from_millis(300);
+    config.max_pending_per_address = 3;
+    let server = TestServer::start_with(config).await;
+    let mut established = server.connect().await;
+    established.subscribe("news").await;
+    // Whether the server closes a silent connection within `wait`.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(tokio::time::timeout(wait, stream.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+    }
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // The fourth from the same address is closed at once, well before the first-byte timeout.
+    let mut over = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed_within(&mut over, Duration::from_secs(5)).await, "over the per-address cap");
+    // Another address is not held back by them, and neither is an established WebSocket.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(server.addr).await.unwrap();
+    other.write_all(b"GET /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(established.roundtrip().await.is_empty());
+    for stream in &mut silent {
+        assert!(closed_within(stream, Duration::from_secs(5)).await, "a silent connection is cut off");
+    }
+    // The address is free again.
+    server.rest().trigger(&["news"], "after", "{}").await;
+    established.expect("after").await;
+    let metrics = server.rest().send("GET", "/metrics", String::new()).await.text;
+    assert!(metrics.contains(r#"herald_http_refused_total{reason="too_many_pending"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"herald_http_refused_total{reason="silent"} 3"#), "{metrics}");
+}
