@@ -50,7 +50,11 @@ impl Target {
             ["serve", "--app-id", APP_ID, "--key", KEY, "--secret", SECRET, "--host", "127.0.0.1", "--port", "0"];
         let mut command = pinned(binary, cpu);
         command.args(args).args(extra);
-        command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        command
+            .env("RUST_LOG", "info,herald::access=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         let mut child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
         let pid = child.id();
         let stderr = child.stderr.take().context("no stderr")?;

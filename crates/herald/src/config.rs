@@ -56,8 +56,23 @@ pub struct Config {
     /// Most connections from one address that have not yet sent a complete request; more are
     /// closed at once, so a flood of silent connections cannot take every HTTP slot.
     pub max_pending_per_address: usize,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// A separate address for `GET /metrics` (then not served on the public port).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Where the apps came from, for re-reading them on SIGHUP (`None`: flags only, nothing to re-read).
     pub source: Option<ConfigSource>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// What a reload reads the apps from: the file, plus the app given by flags, which stays.
@@ -214,6 +229,8 @@ impl Config {
             first_byte_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
             max_pending_per_address: 256,
+            log_format: LogFormat::Text,
+            metrics_addr: None,
             source: None,
         }
     }
@@ -257,6 +274,8 @@ impl Config {
             max_pending_per_address: file
                 .max_pending_connections_per_address
                 .unwrap_or(defaults.max_pending_per_address),
+            log_format: file.log_format.unwrap_or(defaults.log_format),
+            metrics_addr: file.metrics_addr,
             source: None,
         })
     }
@@ -356,6 +375,8 @@ struct ConfigFile {
     redis_url: Option<String>,
     tls_cert_file: Option<PathBuf>,
     max_pending_connections_per_address: Option<usize>,
+    log_format: Option<LogFormat>,
+    metrics_addr: Option<std::net::SocketAddr>,
     tls_key_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<AppConfig>,

@@ -24,14 +24,18 @@ pub async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Respon
         return Ok(upgrade::upgrade(request, &key, &node));
     }
     Ok(match (request.method(), path) {
+        // 503 once shutting down, so a load balancer stops sending clients here.
+        (&Method::GET | &Method::HEAD, "/" | "/up") if node.shutdown.is_cancelled() => {
+            rest::json(hyper::StatusCode::SERVICE_UNAVAILABLE, r#"{"ok":false,"shutting_down":true}"#.into())
+        }
         (&Method::GET | &Method::HEAD, "/" | "/up") => rest::json(hyper::StatusCode::OK, r#"{"ok":true}"#.into()),
-        (&Method::GET, "/metrics") => metrics(&node),
+        (&Method::GET, "/metrics") if node.config.metrics_addr.is_none() => metrics(&node),
         _ => ApiError::NotFound("no such endpoint".into()).into_response(),
     })
 }
 
 /// `GET /metrics`: OpenMetrics text, for Prometheus.
-fn metrics(node: &Node) -> Response<Full<Bytes>> {
+pub fn metrics(node: &Node) -> Response<Full<Bytes>> {
     let channels: usize = node.apps().iter().map(|app| app.hub.channel_count()).sum();
     node.metrics.channels.set(channels as i64);
     let mut response = Response::new(Full::new(Bytes::from(node.metrics.encode())));

@@ -52,6 +52,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             return;
         }
     };
+    let metrics_listener = match config.metrics_addr {
+        None => None,
+        Some(address) => match TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::error!(%error, %address, "cannot listen for metrics; not starting");
+                return;
+            }
+        },
+    };
     let (webhook_sender, webhook_jobs) = tokio::sync::mpsc::channel(webhooks::QUEUE);
     let (node, link) = match config.redis_url.clone() {
         None => (Node::new(config, webhook_sender, cluster::random_id()), None),
@@ -69,6 +79,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     node.tracker.spawn(reload_on_hangup(node.clone(), hangups));
     node.tracker.spawn(tick(node.clone()));
     node.tracker.spawn(listener::accept(listener, node.clone()));
+    if let Some(metrics_listener) = metrics_listener {
+        node.tracker.spawn(listener::serve_metrics(metrics_listener, node.clone()));
+    }
     shutdown.await;
     tracing::info!(connections = node.connection_count(), "shutting down");
     shutdown::drain(&node).await;

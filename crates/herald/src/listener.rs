@@ -184,6 +184,41 @@ impl Drop for Waiting {
     }
 }
 
+/// Serve `GET /metrics` alone on its own listener (`metrics_addr`), until shutdown.
+pub async fn serve_metrics(listener: TcpListener, node: Arc<Node>) {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!("metrics on http://{address}/metrics");
+    }
+    loop {
+        let stream = tokio::select! {
+            () = node.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let response = if request.uri().path() == "/metrics" {
+                    http::metrics(&node)
+                } else {
+                    crate::rest::error::ApiError::NotFound("only /metrics here".into()).into_response()
+                };
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
+        });
+    }
+}
+
 /// The TLS handshake, within the node's handshake timeout. A plain-HTTP request, garbage or a
 /// client that stalls ends here, counted, having cost its own task only.
 async fn handshake(tls: &Tls, stream: TcpStream, node: &Node) -> Option<TlsStream<TcpStream>> {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use herald::config::LogFormat;
 use herald::config::WebhookTarget;
 use herald::{AppConfig, Config};
 
@@ -51,6 +52,12 @@ struct ServeArgs {
     /// Join the cluster of every node started with this Redis or Valkey: redis://HOST:PORT[/DB].
     #[arg(long, env = "HERALD_REDIS_URL")]
     redis_url: Option<String>,
+    /// Log lines as text (the default) or one JSON object per line.
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Serve GET /metrics on this address only (e.g. 127.0.0.1:9100) instead of the public port.
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// PEM certificate chain: serve wss:// and https:// only (with --tls-key; re-read on SIGHUP).
     #[arg(long, env = "HERALD_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -68,7 +75,6 @@ fn parse_host(value: &str) -> Result<IpAddr, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let Command::Serve(args) = cli.command;
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,14 +85,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One JSON object per line, for log shippers.
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
 }
 
 fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
@@ -117,6 +124,12 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(port) = args.port {
         config.port = port;
     }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
+    if let Some(address) = args.metrics_addr {
+        config.metrics_addr = Some(address);
+    }
     if let Some(url) = args.redis_url {
         config.redis_url = Some(url);
     }
@@ -129,6 +142,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config_from(args)?;
+    init_logging(config.log_format);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {

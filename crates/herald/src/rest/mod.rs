@@ -81,13 +81,21 @@ pub const MAX_BODY_BYTES: usize = 20 << 20;
 /// and its buffer forever.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Answer a REST request.
+/// Answer a REST request, and log one line for it (target `herald::access`: method, path without
+/// the query string, status, duration, app id; never a key, secret or signature).
 pub async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
     let response = match respond(request, node).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
-    node.metrics.rest_requests.get_or_create(&[("status", response.status().as_u16())]).inc();
+    let status = response.status().as_u16();
+    node.metrics.rest_requests.get_or_create(&[("status", status)]).inc();
+    let app = parse_path(&path).and_then(|(app, _)| app).unwrap_or("-");
+    let duration_us = started.elapsed().as_micros() as u64;
+    tracing::info!(target: "herald::access", %method, path, status, duration_us, app, "rest request");
     response
 }
 
