@@ -35,6 +35,8 @@ pub struct ChannelState {
     pub roster: Roster,
     /// The last REST event, on cache channels.
     pub cache: Option<CachedEvent>,
+    /// Removed from the hub's map: whoever finds it after looking it up must look again.
+    pub dropped: bool,
     /// A deferred count update includes a change made on this node (so its `subscription_count`
     /// webhook is this node's to send).
     pub count_pending_here: bool,

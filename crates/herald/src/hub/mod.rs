@@ -161,30 +161,22 @@ impl Hub {
     ) -> Result<Joined, JoinError> {
         let name = channel.as_str();
         let kind = channel.kind();
-        self.channels.with_shard(name, |shard| {
-            let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(kind))).clone();
-            let mut state = entry.lock();
-            let max_members = self.max_members.load(Ordering::Relaxed);
-            let mut joined = join(&mut state, name, kind, outbox, member, max_members, now);
-            match &mut joined {
-                Ok(joined) => {
-                    let observe = |transition| self.observer.observe(transition);
-                    if joined.occupied {
-                        observe(Transition::Occupied { channel: name });
-                    }
-                    if let Some(member) = member.filter(|_| joined.member_added) {
-                        observe(Transition::MemberAdded { channel: name, member });
-                    }
-                    observe(Transition::Counted { channel: name, subscribers: state.subscribers.len() });
-                    joined.count_sent = self.count_changed_here(&mut state, name, kind, now);
-                    if joined.cache == CacheReplay::Miss {
-                        observe(Transition::CacheMiss { channel: name });
-                    }
+        let max_members = self.max_members.load(Ordering::Relaxed);
+        self.with_channel(channel, now, |state| {
+            let mut joined = join(state, name, kind, outbox, member, max_members, now);
+            if let Ok(joined) = &mut joined {
+                let observe = |transition| self.observer.observe(transition);
+                if joined.occupied {
+                    observe(Transition::Occupied { channel: name });
                 }
-                Err(_) if state.is_idle(now) => {
-                    shard.remove(name);
+                if let Some(member) = member.filter(|_| joined.member_added) {
+                    observe(Transition::MemberAdded { channel: name, member });
                 }
-                Err(_) => {}
+                observe(Transition::Counted { channel: name, subscribers: state.subscribers.len() });
+                joined.count_sent = self.count_changed_here(state, name, kind, now);
+                if joined.cache == CacheReplay::Miss {
+                    observe(Transition::CacheMiss { channel: name });
+                }
             }
             joined
         })
@@ -192,9 +184,8 @@ impl Hub {
 
     /// Unsubscribe a connection; `None` if it was not subscribed.
     pub fn unsubscribe(&self, channel: &str, conn: ConnId, now: Instant) -> Option<Left> {
-        self.channels.with_shard(channel, |shard| {
-            let entry = shard.get(channel)?.clone();
-            let mut state = entry.lock();
+        let kind = ChannelKind::of(channel);
+        self.with_existing(channel, now, |state| {
             let subscriber = state.subscribers.remove(&conn)?;
             let mut left = Left { vacated: state.subscribers.is_empty(), ..Left::default() };
             if let Some(user_id) = subscriber.user_id {
@@ -209,15 +200,13 @@ impl Hub {
                 }
             }
             self.observer.observe(Transition::Counted { channel, subscribers: state.subscribers.len() });
-            left.count_sent = self.count_changed_here(&mut state, channel, entry.kind(), now);
+            left.count_sent = self.count_changed_here(state, channel, kind, now);
             if left.vacated {
                 self.observer.observe(Transition::Vacated { channel });
             }
-            if state.is_idle(now) {
-                shard.remove(channel);
-            }
             Some(left)
         })
+        .flatten()
     }
 
     /// Publish a REST event: queue it for every subscriber but `except`, remember it on cache
@@ -239,14 +228,11 @@ impl Hub {
             self.observer.observe(Transition::Published { channel: name, frame, data, except });
         };
         if channel.kind().is_cache() {
-            // Under the shard lock, so the cache cannot land in a channel that is being dropped.
-            return self.channels.with_shard(name, |shard| {
-                let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(channel.kind())));
-                let mut state = entry.lock();
+            return self.with_channel(channel, now, |state| {
                 let frame = encode();
                 let delivered = state.broadcast(&frame, local);
                 observe(&frame);
-                keep_cached(&mut state, frame, data, now);
+                keep_cached(state, frame, data, now);
                 delivered
             });
         }
@@ -335,13 +321,74 @@ impl Hub {
     /// Drop channels that have neither subscribers nor a live cached event. Called periodically,
     /// since an expired cache does not remove its channel by itself.
     pub fn sweep(&self, now: Instant) {
-        for (name, _) in self.channels.entries() {
-            self.channels.with_shard(&name, |shard| {
-                if shard.get(&name).is_some_and(|entry| entry.lock().is_idle(now)) {
-                    shard.remove(&name);
-                }
-            });
+        for (name, entry) in self.channels.entries() {
+            self.drop_if_idle(&name, &entry, now);
         }
+    }
+
+    /// Run `f` on `channel`, created if needed, with only the channel locked (the shard lock is
+    /// held just to find it, so work on one channel never waits for another in its shard). The
+    /// channel is dropped afterwards if nothing is left in it.
+    fn with_channel<R>(&self, channel: &ChannelName, now: Instant, f: impl FnOnce(&mut ChannelState) -> R) -> R {
+        let name = channel.as_str();
+        let kind = channel.kind();
+        let mut f = Some(f);
+        loop {
+            let entry = self.channels.with_shard(name, |shard| {
+                shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(kind))).clone()
+            });
+            if let Some(result) = self.locked(name, &entry, now, &mut f) {
+                return result;
+            }
+        }
+    }
+
+    /// [`Self::with_channel`] for a channel that must exist already; `None` if it does not.
+    fn with_existing<R>(&self, name: &str, now: Instant, f: impl FnOnce(&mut ChannelState) -> R) -> Option<R> {
+        let mut f = Some(f);
+        loop {
+            let entry = self.channels.get(name)?;
+            if let Some(result) = self.locked(name, &entry, now, &mut f) {
+                return Some(result);
+            }
+        }
+    }
+
+    /// Run `f` on `entry` locked, unless it was dropped between its lookup and the lock (then
+    /// `None`: look it up again).
+    fn locked<R, F: FnOnce(&mut ChannelState) -> R>(
+        &self,
+        name: &str,
+        entry: &Arc<Channel>,
+        now: Instant,
+        f: &mut Option<F>,
+    ) -> Option<R> {
+        let mut state = entry.lock();
+        if state.dropped {
+            return None;
+        }
+        // `f` is taken only here, once the channel is known to be live.
+        let result = f.take().map(|f| f(&mut state))?;
+        let idle = state.is_idle(now);
+        drop(state);
+        if idle {
+            self.drop_if_idle(name, entry, now);
+        }
+        Some(result)
+    }
+
+    /// Drop `entry` from the map if it is still the channel there and still idle. Locks in the one
+    /// order: shard, then channel.
+    fn drop_if_idle(&self, name: &str, entry: &Arc<Channel>, now: Instant) {
+        self.channels.with_shard(name, |shard| {
+            if shard.get(name).is_some_and(|current| Arc::ptr_eq(current, entry)) {
+                let mut state = entry.lock();
+                if state.is_idle(now) {
+                    state.dropped = true;
+                    shard.remove(name);
+                }
+            }
+        });
     }
 
     /// Number of channels held (occupied somewhere, or holding a cached event).

@@ -8,13 +8,12 @@
 //! (re)joining the cluster or re-reading another's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 use pusher_wire::frame::server;
 use pusher_wire::{ChannelName, RawJson};
 
-use super::channel::{Channel, ChannelState};
+use super::channel::ChannelState;
 use super::{CachedEvent, Hub, NodeId, keep_cached};
 use crate::connection::outbox::{ConnId, Frame};
 
@@ -158,7 +157,7 @@ impl Hub {
                 0
             }
             Remote::MemberAdded { node, channel, user_id, user_info } => {
-                self.add_member(node, channel, user_id, user_info);
+                self.add_member(node, channel, user_id, user_info, now);
                 0
             }
             Remote::MemberRemoved { node, channel, user_id } => {
@@ -205,17 +204,14 @@ impl Hub {
     }
 
     fn deliver(&self, channel: &ChannelName, frame: &Frame, data: &str, except: Option<ConnId>, now: Instant) -> usize {
-        let name = channel.as_str();
         if channel.kind().is_cache() {
-            return self.channels.with_shard(name, |shard| {
-                let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(channel.kind())));
-                let mut state = entry.lock();
+            return self.with_channel(channel, now, |state| {
                 let delivered = state.broadcast(frame, except);
-                keep_cached(&mut state, frame.clone(), data, now);
+                keep_cached(state, frame.clone(), data, now);
                 delivered
             });
         }
-        self.channels.get(name).map_or(0, |entry| entry.lock().broadcast(frame, except))
+        self.channels.get(channel.as_str()).map_or(0, |entry| entry.lock().broadcast(frame, except))
     }
 
     fn set_count(&self, node: NodeId, channel: &ChannelName, subscribers: usize, now: Instant) {
@@ -233,11 +229,16 @@ impl Hub {
         }
     }
 
-    fn add_member(&self, node: NodeId, channel: &ChannelName, user_id: &str, user_info: Option<&RawJson>) {
+    fn add_member(
+        &self,
+        node: NodeId,
+        channel: &ChannelName,
+        user_id: &str,
+        user_info: Option<&RawJson>,
+        now: Instant,
+    ) {
         let name = channel.as_str();
-        self.channels.with_shard(name, |shard| {
-            let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(channel.kind())));
-            let mut state = entry.lock();
+        self.with_channel(channel, now, |state| {
             if state.roster.join_remote(node, user_id, user_info) {
                 let info = user_info.map_or("null", RawJson::get);
                 state.broadcast(&server::member_added(name, user_id, info).into(), None);
@@ -267,7 +268,7 @@ impl Hub {
         for (name, members) in &share.members {
             let Ok(channel) = ChannelName::parse(name) else { continue };
             for (user_id, info) in members {
-                self.add_member(node, &channel, user_id, info.as_ref());
+                self.add_member(node, &channel, user_id, info.as_ref(), now);
             }
         }
         for (name, subscribers) in &share.counts {
@@ -276,31 +277,6 @@ impl Hub {
             }
         }
         self.users.replace_node(node, &share.users);
-    }
-
-    /// Run `f` on an existing channel, locked; drop the channel afterwards if nothing is left in it.
-    fn with_existing(&self, name: &str, now: Instant, f: impl FnOnce(&mut ChannelState)) {
-        self.channels.with_shard(name, |shard| {
-            let Some(entry) = shard.get(name).cloned() else { return };
-            let mut state = entry.lock();
-            f(&mut state);
-            if state.is_idle(now) {
-                shard.remove(name);
-            }
-        });
-    }
-
-    /// Run `f` on a channel, created if needed, locked; drop it afterwards if nothing is left in it.
-    fn with_channel(&self, channel: &ChannelName, now: Instant, f: impl FnOnce(&mut ChannelState)) {
-        let name = channel.as_str();
-        self.channels.with_shard(name, |shard| {
-            let entry = shard.entry(name.into()).or_insert_with(|| Arc::new(Channel::new(channel.kind()))).clone();
-            let mut state = entry.lock();
-            f(&mut state);
-            if state.is_idle(now) {
-                shard.remove(name);
-            }
-        });
     }
 }
 
