@@ -62,6 +62,16 @@ impl<V> ShardedMap<V> {
         keys
     }
 
+    /// What `f` makes of each entry, taken shard by shard with that shard locked (so `f` must stay
+    /// short), without copying the entries first.
+    pub fn filter_map<T>(&self, mut f: impl FnMut(&str, &V) -> Option<T>) -> Vec<T> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(lock(shard).iter().filter_map(|(k, v)| f(k, v)));
+        }
+        out
+    }
+
     /// Number of entries (counted shard by shard).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()

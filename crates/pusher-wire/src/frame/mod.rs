@@ -14,7 +14,7 @@ pub mod server;
 ///
 /// Hand-written because every server frame is assembled from a few fixed parts and one or two
 /// strings; going through `serde_json` would allocate a string per part.
-pub(crate) fn push_json_string(out: &mut String, s: &str) {
+pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, byte) in s.bytes().enumerate() {
