@@ -281,3 +281,25 @@ async fn header_names_are_sent_as_pusher_spells_them() {
         assert!(head.contains(name), "{name:?} missing from:\n{head}");
     }
 }
+
+#[tokio::test]
+async fn an_https_endpoint_never_rides_a_plain_connection_to_the_same_host_and_port() {
+    // A plain receiver; one endpoint names it with http://, the other with https://. Only the
+    // http:// one may reach it: the https:// one must make its own (failing) TLS connection, never
+    // reuse the pooled plain one, which would send a signed webhook in the clear.
+    let mut receiver = Receiver::start(0).await;
+    let port = receiver.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
+    let mut config = support::config();
+    config.webhook_delay = Duration::from_millis(300);
+    config.apps[0].webhooks.push(WebhookTarget { url: format!("http://localhost:{port}/h"), events: None });
+    config.apps[0].webhooks.push(WebhookTarget { url: format!("https://localhost:{port}/h"), events: None });
+    let server = TestServer::start_with(config).await;
+    let mut client = server.connect().await;
+    client.subscribe("first").await;
+    assert_eq!(receiver.next().await.names(), [("channel_occupied".to_owned(), "first".to_owned())]);
+    // The plain connection is idle in the pool now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.subscribe("second").await;
+    assert_eq!(receiver.next().await.names(), [("channel_occupied".to_owned(), "second".to_owned())]);
+    receiver.expect_none(Duration::from_secs(2)).await;
+}

@@ -1,6 +1,8 @@
 //! Delivery: signed POSTs to webhook endpoints (http, or https verified against the public roots and
 //! an optional private CA), retried with exponential backoff for up to five
-//! minutes after the event, over a small pool of keep-alive connections.
+//! minutes after the event, over hyper-util's pool of keep-alive connections (keyed by scheme and
+//! authority, so an http and an https endpoint on one host and port never share a connection;
+//! idle connections closed after [`IDLE_TIMEOUT`]).
 //!
 //! Bounded everywhere, and per endpoint: at most [`MAX_OUTSTANDING`] requests wait or retry at once
 //! ([`MAX_OUTSTANDING_PER_ENDPOINT`] for one endpoint; more are dropped and counted), at most
@@ -8,23 +10,22 @@
 //! endpoint keeps at most [`MAX_IDLE_PER_ENDPOINT`] idle connections. A failing or hanging endpoint
 //! therefore cannot grow memory without bound, nor take the slots other endpoints need.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
-use hyper_util::rt::TokioIo;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use pusher_wire::webhook::{self, WebhookEvent};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,17 +43,17 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 8;
 /// A failing webhook is retried until this long after its event (as Pusher does).
 pub const RETRY_WINDOW: Duration = Duration::from_secs(pusher_wire::limits::WEBHOOK_RETRY_WINDOW_SECS);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle keep-alive connection is closed after this long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A webhook URL, checked once at start, with its own share of the delivery slots.
 #[derive(Debug)]
 pub struct Endpoint {
-    tls: bool,
-    host: String,
-    port: u16,
     authority: String,
-    path: String,
+    /// The whole URL, as requests are sent to it.
+    uri: String,
     outstanding: Arc<Semaphore>,
     wire: Semaphore,
 }
@@ -61,11 +62,9 @@ impl Endpoint {
     /// Parse `http://host[:port][/path]` or `https://…`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("the URL must start with http:// or https://".into()),
-        };
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err("the URL must start with http:// or https://".into());
+        }
         let authority = uri.authority().ok_or("the URL has no host")?;
         // `user:password@` would end up in the Host header and the logs.
         if authority.as_str().contains('@') {
@@ -74,11 +73,8 @@ impl Endpoint {
             );
         }
         Ok(Self {
-            tls,
-            host: authority.host().trim_start_matches('[').trim_end_matches(']').to_owned(),
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_owned(),
-            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            uri: uri.to_string(),
             outstanding: Arc::new(Semaphore::new(MAX_OUTSTANDING_PER_ENDPOINT)),
             wire: Semaphore::new(MAX_CONCURRENT_PER_ENDPOINT),
         })
@@ -135,8 +131,7 @@ pub struct Delivery {
 
 #[derive(Debug)]
 struct Inner {
-    tls: Arc<ClientConfig>,
-    idle: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     outstanding: Arc<Semaphore>,
     wire: Semaphore,
     tracker: TaskTracker,
@@ -158,14 +153,10 @@ pub struct Counters {
 /// Why one attempt failed.
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
-    #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
-    #[error("TLS: {0}")]
-    Tls(std::io::Error),
     #[error("timed out")]
     Timeout,
     #[error("{0}")]
-    Http(#[from] hyper::Error),
+    Request(#[from] hyper_util::client::legacy::Error),
     #[error("answered {0}")]
     Status(u16),
 }
@@ -176,8 +167,7 @@ impl Delivery {
     pub fn new(tracker: TaskTracker, shutdown: CancellationToken, counters: Counters, tls: Arc<ClientConfig>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                tls,
-                idle: Mutex::default(),
+                client: client(tls),
                 outstanding: Arc::new(Semaphore::new(MAX_OUTSTANDING)),
                 wire: Semaphore::new(MAX_CONCURRENT),
                 tracker,
@@ -246,12 +236,11 @@ impl Delivery {
         let body = webhook::encode(unix_ms(), &request.events);
         let signature = webhook::sign(&request.secret, body.as_bytes());
         let endpoint = &request.endpoint;
-        let mut http = hyper::Request::post(endpoint.path.as_str())
+        let mut http = hyper::Request::post(endpoint.uri.as_str())
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| AttemptError::Timeout)?;
         let headers = http.headers_mut();
         for (name, value) in [
-            (HOST.as_str(), endpoint.authority.as_str()),
             (CONTENT_TYPE.as_str(), webhook::CONTENT_TYPE),
             (webhook::KEY_HEADER, &request.key),
             (webhook::SIGNATURE_HEADER, signature.as_str()),
@@ -260,80 +249,34 @@ impl Delivery {
                 headers.insert(name, value);
             }
         }
-        let mut sender = self.connection(endpoint).await?;
-        let response = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(http))
+        let response = tokio::time::timeout(RESPONSE_TIMEOUT, self.inner.client.request(http))
             .await
             .map_err(|_| AttemptError::Timeout)??;
         let status = response.status().as_u16();
         // Read (a bounded part of) the body so the connection can be reused.
         let _ = tokio::time::timeout(RESPONSE_TIMEOUT, Limited::new(response.into_body(), 64 * 1024).collect()).await;
-        self.give_back(endpoint, sender);
         if (200..300).contains(&status) { Ok(()) } else { Err(AttemptError::Status(status)) }
     }
+}
 
-    /// An idle connection to `endpoint`, or a new one.
-    async fn connection(&self, endpoint: &Endpoint) -> Result<SendRequest<Full<Bytes>>, AttemptError> {
-        loop {
-            let idle = self.idle().get_mut(&endpoint.authority).and_then(Vec::pop);
-            match idle {
-                Some(mut sender) if !sender.is_closed() => {
-                    if sender.ready().await.is_ok() {
-                        return Ok(sender);
-                    }
-                }
-                Some(_) => {}
-                None => break,
-            }
-        }
-        let connect = TcpStream::connect((endpoint.host.as_str(), endpoint.port));
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| AttemptError::Timeout)?
-            .map_err(AttemptError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        if !endpoint.tls {
-            return self.handshake(stream).await;
-        }
-        let name = ServerName::try_from(endpoint.host.clone())
-            .map_err(|e| AttemptError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-        let connect = TlsConnector::from(self.inner.tls.clone()).connect(name, stream);
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| AttemptError::Timeout)?
-            .map_err(AttemptError::Tls)?;
-        self.handshake(stream).await
-    }
-
-    /// HTTP/1 over a connected stream; the connection is driven by its own task.
-    async fn handshake<S>(&self, stream: S) -> Result<SendRequest<Full<Bytes>>, AttemptError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        // Header names as Pusher sends them (`X-Pusher-Key`, `X-Pusher-Signature`): PHP apps read
-        // them case-sensitively (the PHP SDK looks up `$headers['X-Pusher-Key']`).
-        let (sender, connection) =
-            hyper::client::conn::http1::Builder::new().title_case_headers(true).handshake(TokioIo::new(stream)).await?;
-        self.inner.tracker.spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
-    }
-
-    fn give_back(&self, endpoint: &Endpoint, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle();
-        let pool = idle.entry(endpoint.authority.clone()).or_default();
-        if pool.len() < MAX_IDLE_PER_ENDPOINT {
-            pool.push(sender);
-        }
-    }
-
-    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<SendRequest<Full<Bytes>>>>> {
-        // Only pushes and pops happen under this lock; a poisoned pool is still a valid pool.
-        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// hyper-util's pooled HTTP/1 client, https verified with `tls`. Header names are sent as Pusher
+/// spells them (`X-Pusher-Key`): PHP apps read them case-sensitively.
+fn client(tls: Arc<ClientConfig>) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(MAX_IDLE_PER_ENDPOINT)
+        .pool_timer(TokioTimer::new())
+        .http1_title_case_headers(true)
+        .build(connector)
 }
 
 fn unix_ms() -> u64 {
@@ -347,15 +290,12 @@ mod tests {
     #[test]
     fn endpoints() {
         let endpoint = Endpoint::parse("http://hooks.example:8080/pusher/webhooks?x=1").unwrap();
-        assert_eq!((endpoint.host.as_str(), endpoint.port), ("hooks.example", 8080));
-        assert_eq!(
-            (endpoint.authority.as_str(), endpoint.path.as_str()),
-            ("hooks.example:8080", "/pusher/webhooks?x=1")
-        );
+        assert_eq!(endpoint.authority, "hooks.example:8080");
+        assert_eq!(endpoint.uri, "http://hooks.example:8080/pusher/webhooks?x=1");
         let default = Endpoint::parse("http://127.0.0.1").unwrap();
-        assert_eq!((default.port, default.path.as_str()), (80, "/"));
+        assert_eq!(default.uri, "http://127.0.0.1/");
         let secure = Endpoint::parse("https://secure.example/h").unwrap();
-        assert!(secure.tls && secure.port == 443);
+        assert_eq!(secure.uri, "https://secure.example/h");
         assert!(Endpoint::parse("ftp://x/y").is_err());
         assert!(Endpoint::parse("not a url").is_err());
         assert!(Endpoint::parse("https://user:secret@hooks.example/h").unwrap_err().contains("credentials"));
