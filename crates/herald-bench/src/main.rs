@@ -69,6 +69,8 @@ enum Scenario {
     ClientEvents,
     Churn,
     SlowConsumer,
+    /// Subscriptions to channels of their own: memory and CPU per subscription.
+    Subscriptions,
     /// Two nodes and a redis-server; then one node with and without `--redis-url`.
     Cluster,
 }
@@ -246,6 +248,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if wanted(Scenario::SlowConsumer) {
         let target = target(&cli).await?;
         let report = scenarios::slow_consumer::run(&target, sizes.slow).await;
+        finish(target, report, &cli, &machine).await?;
+    }
+    if wanted(Scenario::Subscriptions) {
+        let target = target(&cli).await?;
+        let (clients, per_client) = match cli.mode {
+            Mode::Smoke => (2, 100),
+            Mode::Quick | Mode::Full => (100, 1_000),
+        };
+        let report = scenarios::subscriptions::run(&target, clients, per_client).await;
         finish(target, report, &cli, &machine).await?;
     }
     if wanted(Scenario::Cluster) && cli.url.is_none() {

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
 use crate::config::AppConfig;
 use crate::connection::rate_limit::RateLimiter;
 use crate::hub::{Hub, Observer};
@@ -34,6 +35,8 @@ pub struct App {
     pub removed: CancellationToken,
     /// The app's REST limits, when it has them.
     rest: Mutex<RestLimits>,
+    /// Subscriptions of this app's connections, within its `max_subscriptions`.
+    pub subscriptions: Budget,
 }
 
 /// An app's REST request limits, per second.
@@ -58,6 +61,7 @@ impl App {
         hub.set_max_members(config.max_presence_members);
         Self {
             rest: Mutex::new(RestLimits::of(&config)),
+            subscriptions: Budget::new(config.max_subscriptions.unwrap_or(usize::MAX)),
             id: config.id.as_str().into(),
             hub,
             webhooks,
@@ -78,6 +82,7 @@ impl App {
         self.hub.set_send_counts(config.subscription_count);
         self.hub.set_max_members(config.max_presence_members);
         *self.rest.lock().unwrap_or_else(|p| p.into_inner()) = RestLimits::of(&config);
+        self.subscriptions.set_max(config.max_subscriptions.unwrap_or(usize::MAX));
         self.webhooks.configure(&config);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }

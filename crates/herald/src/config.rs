@@ -30,6 +30,9 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// Most connections this process accepts; more are closed with 4100.
     pub max_connections: usize,
+    /// Most subscriptions this process holds (every app together); more are refused with 4100.
+    /// Default: half the memory available to the process, at 1 KiB each.
+    pub max_subscriptions: usize,
     /// Bounds of each connection's outbound queue; a client that falls this far behind is closed
     /// with 4100.
     pub outbox: OutboxLimits,
@@ -133,6 +136,10 @@ pub struct AppConfig {
     /// get 4009. Empty: any origin.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Most subscriptions of this app's connections together; more are refused with 4100. `None`:
+    /// only the node's budget.
+    #[serde(default)]
+    pub max_subscriptions: Option<usize>,
     /// Most members of one presence channel (Pusher: 100); more are refused with 4100.
     #[serde(default = "default_max_presence_members")]
     pub max_presence_members: usize,
@@ -196,6 +203,7 @@ impl AppConfig {
             webhooks: Vec::new(),
             batch_webhooks: false,
             allowed_origins: Vec::new(),
+            max_subscriptions: None,
             max_presence_members: default_max_presence_members(),
             max_client_events_per_second: default_client_events_per_second(),
             max_rest_events_per_second: None,
@@ -219,6 +227,7 @@ impl Config {
             activity_timeout: Duration::from_secs(ACTIVITY_TIMEOUT_SECS),
             pong_timeout: Duration::from_secs(PONG_TIMEOUT_SECS),
             max_connections: 100_000,
+            max_subscriptions: crate::budget::default_subscriptions(crate::budget::available_memory()),
             outbox: OutboxLimits::default(),
             shutdown_spread: Duration::from_secs(2),
             webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
@@ -258,6 +267,7 @@ impl Config {
             activity_timeout: file.activity_timeout_secs.map_or(defaults.activity_timeout, Duration::from_secs),
             pong_timeout: file.pong_timeout_secs.map_or(defaults.pong_timeout, Duration::from_secs),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            max_subscriptions: file.max_subscriptions.unwrap_or(defaults.max_subscriptions),
             outbox: defaults.outbox,
             shutdown_spread: defaults.shutdown_spread,
             webhook_delay: defaults.webhook_delay,
@@ -371,6 +381,7 @@ struct ConfigFile {
     activity_timeout_secs: Option<u64>,
     pong_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    max_subscriptions: Option<usize>,
     webhook_ca_file: Option<PathBuf>,
     redis_url: Option<String>,
     tls_cert_file: Option<PathBuf>,

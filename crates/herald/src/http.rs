@@ -38,6 +38,7 @@ pub async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Respon
 pub fn metrics(node: &Node) -> Response<Full<Bytes>> {
     let channels: usize = node.apps().iter().map(|app| app.hub.channel_count()).sum();
     node.metrics.channels.set(channels as i64);
+    node.metrics.subscriptions.set(node.subscriptions.used() as i64);
     let mut response = Response::new(Full::new(Bytes::from(node.metrics.encode())));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

@@ -17,6 +17,7 @@
 //! - [`tls`]: the listener's certificate, reloadable.
 
 pub mod apps;
+pub mod budget;
 pub mod cluster;
 pub mod config;
 pub mod connection;

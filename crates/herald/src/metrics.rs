@@ -40,6 +40,8 @@ pub struct Metrics {
     pub rest_requests: Labeled<u16>,
     /// Channels held (set when scraped).
     pub channels: Gauge,
+    /// Subscriptions held, every app together (set when scraped).
+    pub subscriptions: Gauge,
     /// Webhook events delivered, given up on, and attempts retried.
     pub webhooks: crate::webhooks::delivery::Counters,
     /// Webhook events dropped because the dispatcher's queue was full.
@@ -87,6 +89,7 @@ impl Default for Metrics {
             limited: Family::default(),
             rest_requests: Family::default(),
             channels: Gauge::default(),
+            subscriptions: Gauge::default(),
             webhooks: crate::webhooks::delivery::Counters::default(),
             webhooks_dropped: Counter::default(),
             cluster: Cluster::default(),
@@ -120,6 +123,7 @@ impl Default for Metrics {
         registry.register("limited", "Requests refused by an app's limits, by limit", metrics.limited.clone());
         registry.register("rest_requests", "REST requests answered, by HTTP status", metrics.rest_requests.clone());
         registry.register("channels", "Channels held (occupied or caching an event)", metrics.channels.clone());
+        registry.register("subscriptions", "Subscriptions held, every app together", metrics.subscriptions.clone());
         registry.register("webhooks_delivered", "Webhook events delivered", metrics.webhooks.delivered.clone());
         registry.register("webhooks_failed", "Webhook events given up on or dropped", metrics.webhooks.failed.clone());
         registry.register(

@@ -56,6 +56,8 @@ pub struct Node {
     pub tracker: TaskTracker,
     /// Counters and gauges for `GET /metrics`.
     pub metrics: Metrics,
+    /// Subscriptions held by every app together, within `max_subscriptions`.
+    pub subscriptions: Arc<crate::budget::Budget>,
     /// The listener's certificate, when it serves TLS.
     pub tls: Option<crate::tls::Tls>,
     /// This node: the first half of every socket id it hands out (random per process, and claimed
@@ -85,6 +87,7 @@ impl Node {
     /// link to Redis).
     pub fn observed(config: Config, id: NodeId, metrics: Metrics, maker: Box<dyn AppMaker>) -> Self {
         let apps = AppStore::new(&config.apps, maker.as_ref());
+        let subscriptions = config.max_subscriptions;
         Self {
             app_configs: watch::Sender::new(config.apps.clone()),
             apps: RwLock::new(Arc::new(apps)),
@@ -96,6 +99,7 @@ impl Node {
             tracker: TaskTracker::new(),
             metrics,
             tls: None,
+            subscriptions: Arc::new(crate::budget::Budget::new(subscriptions)),
             id,
             next_conn: AtomicU64::new(1),
             open_websockets: AtomicUsize::new(0),

@@ -108,3 +108,39 @@ fn limits_come_from_toml_with_pushers_defaults() {
     let error = herald::Config::from_toml(toml).unwrap().validate().unwrap_err().to_string();
     assert!(error.contains("max_presence_members"), "{error}");
 }
+
+#[tokio::test]
+async fn subscriptions_stop_at_the_node_and_app_budgets_and_come_back_when_released() {
+    let mut config = config();
+    config.max_subscriptions = 5;
+    config.apps[0].max_subscriptions = Some(3);
+    config
+        .apps
+        .push(herald::AppConfig { subscription_count: false, ..herald::AppConfig::new("2", "key-2", "secret-2") });
+    let server = TestServer::start_with(config).await;
+    let mut a = server.connect().await;
+    for i in 0..3 {
+        a.subscribe(&format!("a{i}")).await;
+    }
+    a.send(json!({"event": "pusher:subscribe", "data": {"channel": "a3"}})).await;
+    let refused = a.roundtrip().await;
+    assert_eq!(refused[0]["event"], "pusher:subscription_error", "the app's budget: {refused:?}");
+    assert_eq!(refused[0]["data"]["status"], 4100);
+    assert_eq!(refused[1]["event"], "pusher:error");
+    assert_eq!(refused[1]["data"]["code"], 4100);
+    let mut b = support::WsClient::connect(server.addr, "key-2").await;
+    b.subscribe("b0").await;
+    b.subscribe("b1").await;
+    b.send(json!({"event": "pusher:subscribe", "data": {"channel": "b2"}})).await;
+    assert_eq!(b.roundtrip().await[0]["event"], "pusher:subscription_error", "the node's budget");
+    a.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "a0"}})).await;
+    a.roundtrip().await;
+    b.subscribe("b2").await;
+    a.close().await;
+    for i in 3..5 {
+        b.subscribe(&format!("b{i}")).await;
+    }
+    let metrics = server.rest().send("GET", "/metrics", String::new()).await.text;
+    assert!(metrics.contains(r#"herald_limited_total{limit="subscriptions"} 2"#), "{metrics}");
+    assert!(metrics.contains("herald_subscriptions 5\n"), "{metrics}");
+}

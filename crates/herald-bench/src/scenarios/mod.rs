@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod connect;
 pub mod fanout;
 pub mod slow_consumer;
+pub mod subscriptions;
 pub mod trigger;
 
 use std::sync::Arc;

@@ -101,7 +101,7 @@ impl Exit {
 pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let id = node.next_conn_id();
     let outbox = Arc::new(Outbox::new(id, node.config.outbox));
-    let mut session = Session::new(node.socket_id(id), outbox, app, Instant::now());
+    let mut session = Session::new(node.socket_id(id), outbox, app, node.subscriptions.clone(), Instant::now());
     tracing::debug!(socket_id = %session.socket_id, app = %session.app.id, "connected");
     let exit = drive(&mut socket, &mut session, &node).await;
     session.leave_all(Instant::now());

@@ -18,6 +18,7 @@ use super::rate_limit::RateLimiter;
 use super::signin::{self, SignedIn};
 use super::subscribe;
 use crate::apps::App;
+use crate::budget::Budget;
 use crate::metrics::Metrics;
 
 /// One connection's state.
@@ -37,11 +38,13 @@ pub struct Session {
     pub client_events: RateLimiter,
     /// The rate limit of subscribes and sign-ins.
     pub commands: RateLimiter,
+    /// The node's subscription budget (the app's is in `app`).
+    pub budget: Arc<Budget>,
 }
 
 impl Session {
     /// A fresh session.
-    pub fn new(socket_id: SocketId, outbox: Arc<Outbox>, app: Arc<App>, now: Instant) -> Self {
+    pub fn new(socket_id: SocketId, outbox: Arc<Outbox>, app: Arc<App>, budget: Arc<Budget>, now: Instant) -> Self {
         let client_events = RateLimiter::per_second(app.config().max_client_events_per_second, now);
         Self {
             socket_id,
@@ -51,6 +54,7 @@ impl Session {
             user: None,
             client_events,
             commands: RateLimiter::for_commands(now),
+            budget,
         }
     }
 
@@ -89,9 +93,12 @@ impl Session {
 
     /// Leave every channel and sign out (the connection is closing).
     pub fn leave_all(&mut self, now: Instant) {
+        let held = self.subscriptions.len();
         for (channel, _) in self.subscriptions.drain() {
             self.app.hub.unsubscribe(channel.as_str(), self.outbox.id(), now);
         }
+        self.budget.give_back(held);
+        self.app.subscriptions.give_back(held);
         if let Some(user) = self.user.take() {
             self.app.hub.users.sign_out(&user.id, self.outbox.id(), &user.watchlist);
         }

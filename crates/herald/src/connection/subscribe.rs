@@ -13,7 +13,7 @@ use pusher_wire::frame::client::Subscribe;
 use pusher_wire::frame::server::{self, SubscriptionErrorType};
 use pusher_wire::limits::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 use pusher_wire::presence::PresenceMember;
-use pusher_wire::{ChannelKind, ChannelName, RawJson};
+use pusher_wire::{ChannelKind, ChannelName, ErrorCode, RawJson};
 
 use super::outbox::Frame;
 use super::session::Session;
@@ -68,6 +68,16 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
     } else {
         None
     };
+    // The node's and the app's subscription budgets, before the hub holds anything.
+    if !session.budget.try_take() {
+        over_capacity(replies, &channel, "this server", metrics);
+        return;
+    }
+    if !session.app.subscriptions.try_take() {
+        session.budget.give_back(1);
+        over_capacity(replies, &channel, "this app", metrics);
+        return;
+    }
     match session.app.hub.subscribe(&channel, &session.outbox, member.as_ref(), now) {
         Ok(joined) => {
             replies.push(match joined.presence_snapshot {
@@ -82,6 +92,8 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
             session.subscriptions.insert(channel, member.map(|m| m.user_id));
         }
         Err(error @ JoinError::PresenceFull { .. }) => {
+            session.budget.give_back(1);
+            session.app.subscriptions.give_back(1);
             metrics.limited.get_or_create(&[("limit", "presence_members")]).inc();
             refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 4100);
         }
@@ -92,7 +104,18 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
 pub fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
     if session.subscriptions.remove(channel).is_some() {
         session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
+        session.budget.give_back(1);
+        session.app.subscriptions.give_back(1);
     }
+}
+
+/// Refuse a subscription the budget of `whose` cannot hold: `subscription_error` (limit reached,
+/// 4100) and the `pusher:error` 4100 ("over capacity") Pusher sends; the connection stays.
+fn over_capacity(replies: &mut Vec<Frame>, channel: &ChannelName, whose: &str, metrics: &Metrics) {
+    metrics.limited.get_or_create(&[("limit", "subscriptions")]).inc();
+    let message = format!("Over capacity: {whose} holds as many subscriptions as it may");
+    refuse(replies, channel, SubscriptionErrorType::LimitReached, &message, 4100);
+    replies.push(server::error(Some(ErrorCode::OverCapacity), &message).into());
 }
 
 /// The presence identity of a subscription: its `channel_data`, or, without it (pusher-js 7.4+ when

@@ -34,7 +34,7 @@ pub struct ChannelState {
     /// Presence members, cluster-wide (empty on other kinds).
     pub roster: Roster,
     /// The last REST event, on cache channels.
-    pub cache: Option<CachedEvent>,
+    pub cache: Option<Box<CachedEvent>>,
     /// Removed from the hub's map: whoever finds it after looking it up must look again.
     pub dropped: bool,
     /// A deferred count update includes a change made on this node (so its `subscription_count`
@@ -147,7 +147,7 @@ impl ChannelState {
 
     /// The cached event, if it has not expired.
     pub fn live_cache(&self, now: Instant) -> Option<&CachedEvent> {
-        self.cache.as_ref().filter(|cached| cached.expires > now)
+        self.cache.as_deref().filter(|cached| cached.expires > now)
     }
 
     /// Subscribers on every node: what `subscription_count` and `occupied` report.

@@ -499,7 +499,7 @@ fn join(
 /// Remember the last event of a cache channel for [`CACHE_TTL_SECS`].
 fn keep_cached(state: &mut ChannelState, frame: Frame, data: &str, now: Instant) {
     let expires = now + Duration::from_secs(CACHE_TTL_SECS);
-    state.cache = Some(CachedEvent { frame, data: data.to_owned(), expires });
+    state.cache = Some(Box::new(CachedEvent { frame, data: data.to_owned(), expires }));
 }
 
 fn info(state: &ChannelState, now: Instant) -> ChannelInfo {

@@ -15,7 +15,9 @@ use super::NodeId;
 /// The members of a presence channel.
 #[derive(Debug, Default)]
 pub struct Roster {
-    members: HashMap<String, Member>,
+    /// Boxed, and absent while empty: every channel has a roster, few channels are presence
+    /// channels, and an empty map inline would cost every channel its 48 bytes.
+    members: Option<Box<HashMap<String, Member>>>,
 }
 
 #[derive(Debug)]
@@ -44,15 +46,36 @@ pub struct Change {
 }
 
 impl Roster {
+    fn get_mut(&mut self, user_id: &str) -> Option<&mut Member> {
+        self.members.as_mut()?.get_mut(user_id)
+    }
+
+    fn insert(&mut self, user_id: &str, member: Member) {
+        self.members.get_or_insert_with(Box::default).insert(user_id.to_owned(), member);
+    }
+
+    fn remove(&mut self, user_id: &str) {
+        if let Some(members) = self.members.as_mut() {
+            members.remove(user_id);
+            if members.is_empty() {
+                self.members = None;
+            }
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = (&String, &Member)> {
+        self.members.iter().flat_map(|members| members.iter())
+    }
+
     /// Add a connection of `user_id` on this node.
     pub fn join(&mut self, user_id: &str, info: Option<&RawJson>) -> Change {
-        match self.members.get_mut(user_id) {
+        match self.get_mut(user_id) {
             Some(member) => {
                 member.local += 1;
                 Change { here: member.local == 1, anywhere: false }
             }
             None => {
-                self.members.insert(user_id.to_owned(), Member { info: info.cloned(), local: 1, nodes: Vec::new() });
+                self.insert(user_id, Member { info: info.cloned(), local: 1, nodes: Vec::new() });
                 Change { here: true, anywhere: true }
             }
         }
@@ -60,12 +83,12 @@ impl Roster {
 
     /// Remove a connection of `user_id` on this node.
     pub fn leave(&mut self, user_id: &str) -> Change {
-        let Some(member) = self.members.get_mut(user_id) else { return Change::default() };
+        let Some(member) = self.get_mut(user_id) else { return Change::default() };
         member.local = member.local.saturating_sub(1);
         let here = member.local == 0;
         let anywhere = member.is_gone();
         if anywhere {
-            self.members.remove(user_id);
+            self.remove(user_id);
         }
         Change { here, anywhere }
     }
@@ -73,7 +96,7 @@ impl Roster {
     /// Another node reports its first connection of `user_id`. Returns true if the user was not a
     /// member anywhere before.
     pub fn join_remote(&mut self, node: NodeId, user_id: &str, info: Option<&RawJson>) -> bool {
-        match self.members.get_mut(user_id) {
+        match self.get_mut(user_id) {
             Some(member) => {
                 if !member.nodes.contains(&node) {
                     member.nodes.push(node);
@@ -82,7 +105,7 @@ impl Roster {
             }
             None => {
                 let member = Member { info: info.cloned(), local: 0, nodes: vec![node] };
-                self.members.insert(user_id.to_owned(), member);
+                self.insert(user_id, member);
                 true
             }
         }
@@ -91,48 +114,48 @@ impl Roster {
     /// Another node reports that its last connection of `user_id` left. Returns true if the user is
     /// no longer a member anywhere.
     pub fn leave_remote(&mut self, node: NodeId, user_id: &str) -> bool {
-        let Some(member) = self.members.get_mut(user_id) else { return false };
+        let Some(member) = self.get_mut(user_id) else { return false };
         member.nodes.retain(|n| *n != node);
         let gone = member.is_gone();
         if gone {
-            self.members.remove(user_id);
+            self.remove(user_id);
         }
         gone
     }
 
     /// The users `node` has in this channel.
     pub fn users_on(&self, node: NodeId) -> Vec<String> {
-        self.members.iter().filter(|(_, m)| m.nodes.contains(&node)).map(|(id, _)| id.clone()).collect()
+        self.all().filter(|(_, m)| m.nodes.contains(&node)).map(|(id, _)| id.clone()).collect()
     }
 
     /// The users with a connection on this node, with their `user_info`.
     pub fn local_members(&self) -> impl Iterator<Item = (&str, Option<&RawJson>)> {
-        self.members.iter().filter(|(_, m)| m.local > 0).map(|(id, m)| (id.as_str(), m.info.as_ref()))
+        self.all().filter(|(_, m)| m.local > 0).map(|(id, m)| (id.as_str(), m.info.as_ref()))
     }
 
     /// Whether `user_id` is a member anywhere.
     pub fn contains(&self, user_id: &str) -> bool {
-        self.members.contains_key(user_id)
+        self.members.as_ref().is_some_and(|members| members.contains_key(user_id))
     }
 
     /// Number of distinct users, cluster-wide.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.members.as_ref().map_or(0, |members| members.len())
     }
 
     /// Whether nobody is a member anywhere.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members.is_none()
     }
 
     /// Every member as (user id, `user_info` JSON text).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.members.iter().map(|(id, m)| (id.as_str(), m.info.as_ref().map_or("null", RawJson::get)))
+        self.all().map(|(id, m)| (id.as_str(), m.info.as_ref().map_or("null", RawJson::get)))
     }
 
     /// Every user id.
     pub fn user_ids(&self) -> impl Iterator<Item = &str> {
-        self.members.keys().map(String::as_str)
+        self.all().map(|(id, _)| id.as_str())
     }
 }
 

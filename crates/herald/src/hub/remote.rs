@@ -147,7 +147,8 @@ impl Hub {
             Remote::Cached { channel, frame, data, expires } => {
                 self.with_channel(channel, now, |state| {
                     if state.live_cache(now).is_none() && expires > now {
-                        state.cache = Some(CachedEvent { frame: frame.clone(), data: data.to_owned(), expires });
+                        state.cache =
+                            Some(Box::new(CachedEvent { frame: frame.clone(), data: data.to_owned(), expires }));
                     }
                 });
                 0
