@@ -7,7 +7,7 @@
 //! hit the empty cache. With `batch_webhooks`, the events ready within one tick go out together.
 //! Time is passed in, so the table is tested without sleeping.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,24 @@ const MAX_BATCH: usize = 100;
 /// What a held removal is about: (app, channel, user for `member_removed`).
 type HeldKey = (Arc<str>, String, Option<String>);
 
-/// Removals held back, and the cache misses recently sent.
+/// Where a held removal sits in the queue: when it is due, then the order it arrived in.
+type Slot = (Instant, u64);
+
+/// Removals held back, and the cache misses recently sent. Both are kept in time order, so that
+/// each tick looks only at what is due (a reconnect storm holding thousands of removals costs
+/// per change, not per tick).
 #[derive(Debug, Default)]
 pub struct DelayTable {
     delay: Duration,
-    /// The held events and when each is due.
-    pending: HashMap<HeldKey, (WebhookEvent, Instant)>,
+    /// The held events, and their place in `queue`.
+    pending: HashMap<HeldKey, (WebhookEvent, Slot)>,
+    /// Held keys by due time.
+    queue: BTreeMap<Slot, HeldKey>,
+    /// When the last `cache_miss` of each channel was sent...
     misses: HashMap<(Arc<str>, String), Instant>,
+    /// ...and the same in time order, for forgetting them.
+    miss_queue: VecDeque<(Instant, (Arc<str>, String))>,
+    next: u64,
 }
 
 impl DelayTable {
@@ -50,28 +61,27 @@ impl DelayTable {
         let channel = event.channel().to_owned();
         match &event {
             WebhookEvent::ChannelVacated { .. } => {
-                self.pending.insert((app.clone(), channel, None), (event, at + self.delay));
+                self.hold((app.clone(), channel, None), event, at + self.delay);
                 None
             }
             WebhookEvent::MemberRemoved { user_id, .. } => {
                 let user = Some(user_id.clone());
-                self.pending.insert((app.clone(), channel, user), (event, at + self.delay));
+                self.hold((app.clone(), channel, user), event, at + self.delay);
                 None
             }
             // Back within the delay: drop the held removal and this re-add.
-            WebhookEvent::ChannelOccupied { .. } => {
-                self.pending.remove(&(app.clone(), channel, None)).is_none().then_some(event)
-            }
+            WebhookEvent::ChannelOccupied { .. } => (!self.release(&(app.clone(), channel, None))).then_some(event),
             WebhookEvent::MemberAdded { user_id, .. } => {
                 let key = (app.clone(), channel, Some(user_id.clone()));
-                self.pending.remove(&key).is_none().then_some(event)
+                (!self.release(&key)).then_some(event)
             }
             WebhookEvent::CacheMiss { .. } => {
                 let key = (app.clone(), channel);
                 match self.misses.get(&key) {
                     Some(sent) if at < *sent + CACHE_MISS_WINDOW => None,
                     _ => {
-                        self.misses.insert(key, at);
+                        self.misses.insert(key.clone(), at);
+                        self.miss_queue.push_back((at, key));
                         Some(event)
                     }
                 }
@@ -80,19 +90,47 @@ impl DelayTable {
         }
     }
 
+    /// Hold `event` under `key` until `due`, replacing what the key held.
+    fn hold(&mut self, key: HeldKey, event: WebhookEvent, due: Instant) {
+        self.release(&key);
+        let slot = (due, self.next);
+        self.next += 1;
+        self.queue.insert(slot, key.clone());
+        self.pending.insert(key, (event, slot));
+    }
+
+    /// Forget what `key` held; whether it held something.
+    fn release(&mut self, key: &HeldKey) -> bool {
+        match self.pending.remove(key) {
+            Some((_, slot)) => {
+                self.queue.remove(&slot);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The held events due at `now` (all of them when `now` is `None`), oldest first.
     pub fn due(&mut self, now: Option<Instant>) -> Vec<(Arc<str>, WebhookEvent)> {
-        let is_due = |due: &Instant| now.is_none_or(|now| *due <= now);
-        let keys: Vec<_> = self.pending.iter().filter(|(_, (_, due))| is_due(due)).map(|(k, _)| k.clone()).collect();
-        let mut due: Vec<(Instant, Arc<str>, WebhookEvent)> = keys
-            .into_iter()
-            .filter_map(|key| self.pending.remove(&key).map(|(event, at)| (at, key.0, event)))
-            .collect();
-        due.sort_by_key(|(at, ..)| *at);
-        if let Some(now) = now {
-            self.misses.retain(|_, sent| now < *sent + CACHE_MISS_WINDOW);
+        let mut due = Vec::new();
+        while let Some(entry) = self.queue.first_entry() {
+            if now.is_some_and(|now| entry.key().0 > now) {
+                break;
+            }
+            let key = entry.remove();
+            if let Some((event, _)) = self.pending.remove(&key) {
+                due.push((key.0, event));
+            }
         }
-        due.into_iter().map(|(_, app, event)| (app, event)).collect()
+        if let Some(now) = now {
+            while self.miss_queue.front().is_some_and(|(sent, _)| now >= *sent + CACHE_MISS_WINDOW) {
+                let Some((sent, key)) = self.miss_queue.pop_front() else { break };
+                if self.misses.get(&key) == Some(&sent) {
+                    self.misses.remove(&key);
+                }
+            }
+        }
+        due
     }
 }
 
@@ -316,5 +354,24 @@ mod tests {
         table.accept(&app, vacated("a"), start);
         let channels: Vec<String> = table.due(None).into_iter().map(|(_, e)| e.channel().to_owned()).collect();
         assert_eq!(channels, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_storm_of_holds_comes_out_in_time_order_and_a_repeated_removal_waits_anew() {
+        let app: Arc<str> = "1".into();
+        let start = Instant::now();
+        let mut table = DelayTable::new(DELAY);
+        for i in 0..10_000u64 {
+            table.accept(&app, vacated(&format!("c{i}")), start + Duration::from_millis(i));
+        }
+        // c0 left again later: it is due from then on, not before.
+        table.accept(&app, occupied("c0"), start + Duration::from_millis(20));
+        table.accept(&app, vacated("c0"), start + Duration::from_secs(20));
+        let first = table.due(Some(start + DELAY + Duration::from_millis(99)));
+        assert_eq!(first.len(), 99, "c1..c99");
+        assert_eq!(first[0].1.channel(), "c1");
+        assert_eq!(table.due(Some(start + DELAY + Duration::from_secs(10))).len(), 10_000 - 100);
+        assert!(table.due(Some(start + DELAY + Duration::from_secs(16))).is_empty());
+        assert_eq!(kinds(table.due(Some(start + DELAY + Duration::from_secs(20)))), [WebhookKind::ChannelVacated]);
     }
 }
