@@ -20,23 +20,23 @@ use crate::webhooks::Webhooks;
 
 /// One hosted app: its configuration and its channels.
 #[derive(Debug)]
-pub struct App {
+pub(crate) struct App {
     /// The app id; an app with another id is another app.
-    pub id: Arc<str>,
+    pub(crate) id: Arc<str>,
     /// Credentials and switches, replaced whole by a reload.
     config: RwLock<Arc<AppConfig>>,
     /// The app's channels and subscribers.
-    pub hub: Hub,
+    pub(crate) hub: Hub,
     /// Where its webhook events go.
-    pub webhooks: Webhooks,
+    pub(crate) webhooks: Webhooks,
     /// Open connections of this app, for its quota.
     connections: AtomicUsize,
     /// Cancelled when a reload removes the app: its connections close with 4003.
-    pub removed: CancellationToken,
+    pub(crate) removed: CancellationToken,
     /// The app's REST limits, when it has them.
     rest: Mutex<RestLimits>,
     /// Subscriptions of this app's connections, within its `max_subscriptions`.
-    pub subscriptions: Budget,
+    pub(crate) subscriptions: Budget,
 }
 
 /// An app's REST request limits, per second.
@@ -56,7 +56,7 @@ impl RestLimits {
 
 impl App {
     /// An app with no channels and no connections; its hub tells `observer` what happens in it.
-    pub fn new(config: AppConfig, webhooks: Webhooks, observer: Arc<dyn Observer>) -> Self {
+    pub(crate) fn new(config: AppConfig, webhooks: Webhooks, observer: Arc<dyn Observer>) -> Self {
         let hub = Hub::new(config.subscription_count, observer);
         hub.set_max_members(config.max_presence_members);
         Self {
@@ -73,7 +73,7 @@ impl App {
 
     /// The app's current settings. Each use takes them afresh, so a changed secret applies to the
     /// next signature check.
-    pub fn config(&self) -> Arc<AppConfig> {
+    pub(crate) fn config(&self) -> Arc<AppConfig> {
         self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -88,19 +88,19 @@ impl App {
     }
 
     /// Whether `events` REST events may be published now (the app's `max_rest_events_per_second`).
-    pub fn allow_rest_events(&self, events: u32, now: Instant) -> bool {
+    pub(crate) fn allow_rest_events(&self, events: u32, now: Instant) -> bool {
         let mut limits = self.rest.lock().unwrap_or_else(|p| p.into_inner());
         limits.events.as_mut().is_none_or(|bucket| bucket.allow_n(events, now))
     }
 
     /// Whether a REST read may be answered now (the app's `max_rest_reads_per_second`).
-    pub fn allow_rest_read(&self, now: Instant) -> bool {
+    pub(crate) fn allow_rest_read(&self, now: Instant) -> bool {
         let mut limits = self.rest.lock().unwrap_or_else(|p| p.into_inner());
         limits.reads.as_mut().is_none_or(|bucket| bucket.allow(now))
     }
 
     /// Count a new connection unless the app is at its `max_connections`.
-    pub fn try_connect(&self) -> bool {
+    pub(crate) fn try_connect(&self) -> bool {
         let previous = self.connections.fetch_add(1, Ordering::Relaxed);
         if self.config().max_connections.is_some_and(|max| previous >= max) {
             self.connections.fetch_sub(1, Ordering::Relaxed);
@@ -110,35 +110,35 @@ impl App {
     }
 
     /// Forget a connection counted by [`Self::try_connect`].
-    pub fn disconnect(&self) {
+    pub(crate) fn disconnect(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Makes a new app's webhook handle and hub observer (the node knows how: webhooks alone, or the
 /// cluster link).
-pub trait AppMaker: Send + Sync {
+pub(crate) trait AppMaker: Send + Sync {
     /// The webhook handle and hub observer of an app with `config`.
     fn make(&self, config: &AppConfig) -> (Webhooks, Arc<dyn Observer>);
 }
 
 /// Every hosted app, indexed by id and by key.
 #[derive(Debug, Default)]
-pub struct AppStore {
+pub(crate) struct AppStore {
     by_id: HashMap<String, Arc<App>>,
     by_key: HashMap<String, Arc<App>>,
 }
 
 impl AppStore {
     /// Build the store; each app gets an empty hub, its webhook handle and observer from `maker`.
-    pub fn new(configs: &[AppConfig], maker: &dyn AppMaker) -> Self {
+    pub(crate) fn new(configs: &[AppConfig], maker: &dyn AppMaker) -> Self {
         Self::default().reloaded(configs, maker).0
     }
 
     /// The store for `configs`: an app whose id stays keeps its `App` and takes the new settings;
     /// an app with a new id is created. Returns the store and the apps no longer in it (marked
     /// removed).
-    pub fn reloaded(&self, configs: &[AppConfig], maker: &dyn AppMaker) -> (Self, Vec<Arc<App>>) {
+    pub(crate) fn reloaded(&self, configs: &[AppConfig], maker: &dyn AppMaker) -> (Self, Vec<Arc<App>>) {
         let mut store = Self::default();
         for config in configs {
             let app = match self.by_id.get(&config.id) {
@@ -165,23 +165,18 @@ impl AppStore {
     }
 
     /// The app with this id.
-    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+    pub(crate) fn by_id(&self, id: &str) -> Option<&Arc<App>> {
         self.by_id.get(id)
     }
 
     /// The app with this key.
-    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+    pub(crate) fn by_key(&self, key: &str) -> Option<&Arc<App>> {
         self.by_key.get(key)
     }
 
     /// Every app.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
         self.by_id.values()
-    }
-
-    /// Every app's settings.
-    pub fn configs(&self) -> Vec<AppConfig> {
-        self.iter().map(|app| (*app.config()).clone()).collect()
     }
 }
 

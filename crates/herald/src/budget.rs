@@ -7,50 +7,50 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Memory one subscription costs the node, for the default budget (`herald-bench subscriptions`
 /// measures about 520 bytes for a subscription to a channel of its own; rounded up, with room for
 /// the allocator's and the kernel's share).
-pub const BYTES_PER_SUBSCRIPTION: u64 = 1024;
+pub(crate) const BYTES_PER_SUBSCRIPTION: u64 = 1024;
 
 /// A count that may not pass its maximum.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     max: AtomicUsize,
     used: AtomicUsize,
 }
 
 impl Budget {
     /// A budget of `max`.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self { max: AtomicUsize::new(max), used: AtomicUsize::new(0) }
     }
 
     /// Take one unless the budget is spent.
-    pub fn try_take(&self) -> bool {
+    pub(crate) fn try_take(&self) -> bool {
         let max = self.max.load(Ordering::Relaxed);
         self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| (used < max).then_some(used + 1)).is_ok()
     }
 
     /// Give back `n` taken earlier.
-    pub fn give_back(&self, n: usize) {
+    pub(crate) fn give_back(&self, n: usize) {
         self.used.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// How many are taken.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
     /// Change the maximum (a reload); what is taken stays taken.
-    pub fn set_max(&self, max: usize) {
+    pub(crate) fn set_max(&self, max: usize) {
         self.max.store(max, Ordering::Relaxed);
     }
 }
 
 /// The default node-wide budget: subscriptions worth half of `memory` bytes.
-pub fn default_subscriptions(memory: u64) -> usize {
+pub(crate) fn default_subscriptions(memory: u64) -> usize {
     usize::try_from(memory / 2 / BYTES_PER_SUBSCRIPTION).unwrap_or(usize::MAX).max(10_000)
 }
 
 /// The memory this process may use: the cgroup's limit when there is one, the machine's otherwise.
-pub fn available_memory() -> u64 {
+pub(crate) fn available_memory() -> u64 {
     let cgroup =
         std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|text| text.trim().parse::<u64>().ok());
     let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {

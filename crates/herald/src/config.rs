@@ -168,7 +168,7 @@ pub struct WebhookTarget {
 
 impl WebhookTarget {
     /// Whether this endpoint wants events of `kind`.
-    pub fn wants(&self, kind: WebhookKind) -> bool {
+    pub(crate) fn wants(&self, kind: WebhookKind) -> bool {
         self.events.as_ref().is_none_or(|events| events.contains(&kind))
     }
 }
@@ -212,7 +212,7 @@ impl AppConfig {
     }
 
     /// The limits REST triggers of this app are checked against.
-    pub fn trigger_limits(&self) -> TriggerLimits {
+    pub(crate) fn trigger_limits(&self) -> TriggerLimits {
         TriggerLimits { max_data_bytes: self.max_event_bytes, ..TriggerLimits::default() }
     }
 }
@@ -292,7 +292,7 @@ impl Config {
 
     /// Read the apps again from where they came from (SIGHUP), validated as at start. Only the apps
     /// change while running; other settings wait for a restart. `Ok(None)` when there is no file.
-    pub fn reread_apps(&self) -> Result<Option<Vec<AppConfig>>, ConfigError> {
+    pub(crate) fn reread_apps(&self) -> Result<Option<Vec<AppConfig>>, ConfigError> {
         let Some(source) = &self.source else { return Ok(None) };
         let mut fresh = Self::from_file(&source.file)?;
         fresh.apps.extend(source.extra_apps.iter().cloned());
@@ -348,7 +348,7 @@ impl Config {
 
 /// The largest WebSocket message a client of an app may send: its largest client event plus room
 /// for the envelope, and never under 64 KiB.
-pub fn max_client_message_bytes(max_event_bytes: usize) -> usize {
+pub(crate) fn max_client_message_bytes(max_event_bytes: usize) -> usize {
     (64 * 1024).max(max_event_bytes.saturating_add(16 * 1024))
 }
 

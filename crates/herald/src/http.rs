@@ -14,7 +14,7 @@ use crate::rest::error::ApiError;
 use crate::{rest, upgrade};
 
 /// Answer one request.
-pub async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     if path.starts_with("/apps/") || path.starts_with("/users/") {
         return Ok(rest::handle(request, &node).await);
@@ -35,7 +35,7 @@ pub async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Respon
 }
 
 /// `GET /metrics`: OpenMetrics text, for Prometheus.
-pub fn metrics(node: &Node) -> Response<Full<Bytes>> {
+pub(crate) fn metrics(node: &Node) -> Response<Full<Bytes>> {
     let channels: usize = node.apps().iter().map(|app| app.hub.channel_count()).sum();
     node.metrics.channels.set(channels as i64);
     node.metrics.subscriptions.set(node.subscriptions.used() as i64);

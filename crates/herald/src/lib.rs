@@ -1,43 +1,53 @@
 //! Herald: a self-hosted real-time messaging server that speaks the Pusher Channels protocol.
 //!
-//! The server is a library function, [`run`]; the `herald` binary only parses flags, sets up logging
-//! and calls it. Map of the crate (see `docs/ARCHITECTURE.md` for how an event flows through it):
+//! The server is a library function, [`run`], fed a [`Config`] and a listener from [`bind`]; the
+//! `herald` binary only parses flags, sets up logging and calls it. That, the configuration types,
+//! and the signals ([`signal`], [`hangups`]) are the whole public API; the rest is private to the
+//! crate. Map of the modules (see `docs/ARCHITECTURE.md` for how an event flows through them):
 //!
-//! - [`config`]: flags and TOML into a validated [`Config`].
-//! - [`apps`]: hosted apps by id and key, each with its [`hub::Hub`].
-//! - [`node`]: the shared handles every task holds.
-//! - [`listener`], [`http`], [`upgrade`]: accept, route, and upgrade to WebSocket.
-//! - [`connection`]: one task per WebSocket: session, outbox, subscriptions, heartbeat.
-//! - [`hub`]: channels, subscribers, presence rosters, cached events; where a broadcast fans out.
-//! - [`rest`]: the REST API.
-//! - [`metrics`]: counters and gauges for `GET /metrics`.
-//! - [`webhooks`]: events POSTed to the apps' endpoints.
-//! - [`cluster`]: several nodes as one server, through Redis.
-//! - [`shutdown`]: signals and draining.
-//! - [`tls`]: the listener's certificate, reloadable.
+//! - `config`: flags and TOML into a validated [`Config`].
+//! - `apps`: hosted apps by id and key, each with its hub.
+//! - `node`: the shared handles every task holds.
+//! - `listener`, `http`, `upgrade`: accept, route, and upgrade to WebSocket.
+//! - `connection`: one task per WebSocket: session, outbox, subscriptions, heartbeat.
+//! - `hub`: channels, subscribers, presence rosters, cached events; where a broadcast fans out.
+//! - `rest`: the REST API.
+//! - `metrics`: counters and gauges for `GET /metrics`.
+//! - `webhooks`: events POSTed to the apps' endpoints.
+//! - `cluster`: several nodes as one server, through Redis.
+//! - `budget`: the node's subscription budget.
+//! - `shutdown`: signals and draining.
+//! - `tls`: the listener's certificate, reloadable.
 
-pub mod apps;
-pub mod budget;
-pub mod cluster;
-pub mod config;
-pub mod connection;
-pub mod http;
-pub mod hub;
-pub mod listener;
-pub mod metrics;
-pub mod node;
-pub mod rest;
-pub mod shutdown;
-pub mod tls;
-pub mod upgrade;
-pub mod webhooks;
+#![warn(unreachable_pub)]
+
+mod apps;
+mod budget;
+mod cluster;
+mod config;
+mod connection;
+mod http;
+mod hub;
+mod listener;
+mod metrics;
+mod node;
+mod rest;
+mod shutdown;
+mod tls;
+mod upgrade;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::{AppConfig, Config};
+pub use cluster::NODE_TIMEOUT;
+pub use config::{AppConfig, Config, ConfigError, ConfigSource, LogFormat, OutboxLimits, WebhookTarget};
+pub use connection::rate_limit::COMMANDS_PER_SECOND;
+pub use listener::bind;
 use node::Node;
+pub use shutdown::{hangups, signal};
+pub use tls::TlsFiles;
 use tokio::net::TcpListener;
 
 /// Serve `config` on `listener` until `shutdown` resolves, then close every connection with 4200 and

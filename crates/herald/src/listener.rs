@@ -39,7 +39,7 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 const MAX_HTTP_CONNECTIONS: usize = 4096;
 
 /// Accept connections until shutdown.
-pub async fn accept(listener: TcpListener, node: Arc<Node>) {
+pub(crate) async fn accept(listener: TcpListener, node: Arc<Node>) {
     let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
     let pending = Arc::new(Pending::default());
     let mut failures = FailureEpisode::default();
@@ -185,7 +185,7 @@ impl Drop for Waiting {
 }
 
 /// Serve `GET /metrics` alone on its own listener (`metrics_addr`), until shutdown.
-pub async fn serve_metrics(listener: TcpListener, node: Arc<Node>) {
+pub(crate) async fn serve_metrics(listener: TcpListener, node: Arc<Node>) {
     if let Ok(address) = listener.local_addr() {
         tracing::info!("metrics on http://{address}/metrics");
     }

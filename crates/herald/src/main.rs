@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use herald::config::LogFormat;
-use herald::config::WebhookTarget;
+use herald::LogFormat;
+use herald::WebhookTarget;
 use herald::{AppConfig, Config};
 
 /// A self-hosted real-time messaging server that speaks the Pusher Channels protocol.
@@ -134,7 +134,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
         config.redis_url = Some(url);
     }
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
-        config.tls = Some(herald::tls::TlsFiles { cert, key });
+        config.tls = Some(herald::TlsFiles { cert, key });
     }
     config.validate()?;
     Ok(config)
@@ -147,13 +147,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         let address = SocketAddr::new(config.host, config.port);
-        let listener = herald::listener::bind(address).with_context(|| format!("cannot listen on {address}"))?;
+        let listener = herald::bind(address).with_context(|| format!("cannot listen on {address}"))?;
         let local = listener.local_addr().context("cannot read the listening address")?;
         // Taken over before anything says the server is up: SIGHUP's default would end the process.
         #[cfg(unix)]
-        let _hangups = herald::shutdown::hangups();
+        let _hangups = herald::hangups();
         announce(&config, local);
-        herald::run(listener, config, herald::shutdown::signal()).await;
+        herald::run(listener, config, herald::signal()).await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -13,64 +13,64 @@ type Labeled<V> = Family<[(&'static str, V); 1], Counter>;
 
 /// The server's metrics.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Open WebSocket connections.
-    pub connections: Gauge,
+    pub(crate) connections: Gauge,
     /// WebSocket connections accepted since start.
-    pub connections_opened: Counter,
+    pub(crate) connections_opened: Counter,
     /// Connections refused during the handshake, by Pusher error code.
-    pub connections_refused: Labeled<u16>,
+    pub(crate) connections_refused: Labeled<u16>,
     /// Connections closed, by reason (`client`, `slow_consumer`, `pong_timeout`, ...).
-    pub connections_closed: Labeled<&'static str>,
+    pub(crate) connections_closed: Labeled<&'static str>,
     /// TCP connections closed before any request: `too_many_pending` from one address, `silent`.
-    pub http_refused: Labeled<&'static str>,
+    pub(crate) http_refused: Labeled<&'static str>,
     /// TLS handshakes that failed (`failed`: not TLS, bad TLS) or did not finish in time (`timeout`).
-    pub tls_handshakes_refused: Labeled<&'static str>,
+    pub(crate) tls_handshakes_refused: Labeled<&'static str>,
     /// Events published through the REST API, counted once per channel.
-    pub events_published: Counter,
+    pub(crate) events_published: Counter,
     /// Frames queued for connections by REST publishes (one event to N subscribers counts N).
-    pub deliveries: Counter,
+    pub(crate) deliveries: Counter,
     /// Client events relayed.
-    pub client_events: Counter,
+    pub(crate) client_events: Counter,
     /// Requests refused by an app's limits, by limit (`client_events`, `presence_members`,
     /// `rest_events`, `rest_reads`).
-    pub limited: Labeled<&'static str>,
+    pub(crate) limited: Labeled<&'static str>,
     /// REST requests answered, by HTTP status.
-    pub rest_requests: Labeled<u16>,
+    pub(crate) rest_requests: Labeled<u16>,
     /// Channels held (set when scraped).
-    pub channels: Gauge,
+    pub(crate) channels: Gauge,
     /// Subscriptions held, every app together (set when scraped).
-    pub subscriptions: Gauge,
+    pub(crate) subscriptions: Gauge,
     /// Webhook events delivered, given up on, and attempts retried.
-    pub webhooks: crate::webhooks::delivery::Counters,
+    pub(crate) webhooks: crate::webhooks::delivery::Counters,
     /// Webhook events dropped because the dispatcher's queue was full.
-    pub webhooks_dropped: Counter,
+    pub(crate) webhooks_dropped: Counter,
     /// The link to the other nodes of a cluster (all zero on a single node).
-    pub cluster: Cluster,
+    pub(crate) cluster: Cluster,
 }
 
 /// What the cluster link counts.
 #[derive(Debug, Default, Clone)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// 1 while Redis answers, 0 during an outage (and on a single node).
-    pub redis_up: Gauge,
+    pub(crate) redis_up: Gauge,
     /// Outages of Redis, each counted once however long it lasts.
-    pub redis_outages: Counter,
+    pub(crate) redis_outages: Counter,
     /// Events sent to the other nodes through Redis.
-    pub events_forwarded: Counter,
+    pub(crate) events_forwarded: Counter,
     /// Events from other nodes delivered here.
-    pub events_received: Counter,
+    pub(crate) events_received: Counter,
     /// Events that could not cross Redis (an outage, a full queue, a lagging subscriber).
-    pub events_lost: Counter,
+    pub(crate) events_lost: Counter,
     /// Transitions dropped because the queue to the Redis task was full.
-    pub queue_overflows: Counter,
+    pub(crate) queue_overflows: Counter,
     /// Full re-announcements of this node's share and re-reads of the others'.
-    pub resyncs: Counter,
+    pub(crate) resyncs: Counter,
     /// Other nodes this node currently hears from.
-    pub peers: Gauge,
+    pub(crate) peers: Gauge,
     /// Nodes found dead (no heartbeat) and removed by this node.
-    pub nodes_reaped: Counter,
+    pub(crate) nodes_reaped: Counter,
 }
 
 impl Default for Metrics {
@@ -168,7 +168,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The OpenMetrics text of every metric.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

@@ -33,37 +33,37 @@ impl AppMaker for WebhooksOnly {
 }
 
 /// Shared state of the server process.
-pub struct Node {
+pub(crate) struct Node {
     /// The configuration it was started with (the apps in it may have changed since: see
     /// [`Node::apps`]).
-    pub config: Config,
+    pub(crate) config: Config,
     /// Hosted apps and their hubs, replaced whole by a reload.
     apps: RwLock<Arc<AppStore>>,
     /// Makes the webhook handle and hub observer of an app a reload adds.
     maker: Box<dyn AppMaker>,
     /// The apps' current settings, for the webhook dispatcher.
-    pub app_configs: watch::Sender<Vec<AppConfig>>,
+    pub(crate) app_configs: watch::Sender<Vec<AppConfig>>,
     /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Every client connection's task (HTTP and WebSocket), so shutdown can wait for them.
-    pub connections: TaskTracker,
+    pub(crate) connections: TaskTracker,
     /// The cluster link's outbound task, which outlives the connections to send Redis what their
     /// closing changed and to leave the cluster; the webhook dispatcher waits for it too, since
     /// leaving can decide the last removals.
-    pub cluster_link: TaskTracker,
+    pub(crate) cluster_link: TaskTracker,
     /// Background tasks (ticker, webhook dispatch and delivery), which outlive the connections
     /// during shutdown so that the connections' last webhook events are still sent.
-    pub tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
     /// Counters and gauges for `GET /metrics`.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Subscriptions held by every app together, within `max_subscriptions`.
-    pub subscriptions: Arc<crate::budget::Budget>,
+    pub(crate) subscriptions: Arc<crate::budget::Budget>,
     /// The listener's certificate, when it serves TLS.
-    pub tls: Option<crate::tls::Tls>,
+    pub(crate) tls: Option<crate::tls::Tls>,
     /// This node: the first half of every socket id it hands out (random per process, and claimed
     /// in Redis in a cluster), so ids from two runs or two nodes do not collide while the second half
     /// is a plain counter.
-    pub id: NodeId,
+    pub(crate) id: NodeId,
     next_conn: AtomicU64,
     /// Open WebSocket connections, for the process-wide cap.
     open_websockets: AtomicUsize,
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// A node for this configuration, with the webhooks of its apps as their hubs' only observers.
-    pub fn new(config: Config, webhooks: mpsc::Sender<Job>, id: NodeId) -> Self {
+    pub(crate) fn new(config: Config, webhooks: mpsc::Sender<Job>, id: NodeId) -> Self {
         let metrics = Metrics::default();
         let maker = WebhooksOnly { sender: webhooks, dropped: metrics.webhooks_dropped.clone() };
         Self::observed(config, id, metrics, Box::new(maker))
@@ -85,7 +85,7 @@ impl Node {
 
     /// A node whose apps get their webhook handle and hub observer from `maker` (in a cluster, the
     /// link to Redis).
-    pub fn observed(config: Config, id: NodeId, metrics: Metrics, maker: Box<dyn AppMaker>) -> Self {
+    pub(crate) fn observed(config: Config, id: NodeId, metrics: Metrics, maker: Box<dyn AppMaker>) -> Self {
         let apps = AppStore::new(&config.apps, maker.as_ref());
         let subscriptions = config.max_subscriptions;
         Self {
@@ -107,13 +107,13 @@ impl Node {
     }
 
     /// The hosted apps now.
-    pub fn apps(&self) -> Arc<AppStore> {
+    pub(crate) fn apps(&self) -> Arc<AppStore> {
         self.apps.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Host exactly `configs` from now on; returns the apps removed (already marked, so that their
     /// connections close with 4003).
-    pub fn replace_apps(&self, configs: &[AppConfig]) -> Vec<Arc<App>> {
+    pub(crate) fn replace_apps(&self, configs: &[AppConfig]) -> Vec<Arc<App>> {
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
         let (store, removed) = apps.reloaded(configs, self.maker.as_ref());
         *apps = Arc::new(store);
@@ -122,23 +122,23 @@ impl Node {
     }
 
     /// Serve TLS with `tls` (loaded before the node, so that a bad certificate stops the start).
-    pub fn with_tls(mut self, tls: Option<crate::tls::Tls>) -> Self {
+    pub(crate) fn with_tls(mut self, tls: Option<crate::tls::Tls>) -> Self {
         self.tls = tls;
         self
     }
 
     /// A fresh connection id.
-    pub fn next_conn_id(&self) -> ConnId {
+    pub(crate) fn next_conn_id(&self) -> ConnId {
         ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The socket id of a connection: `{tag}.{connection id}`.
-    pub fn socket_id(&self, id: ConnId) -> SocketId {
+    pub(crate) fn socket_id(&self, id: ConnId) -> SocketId {
         SocketId::new(u64::from(self.id.0), id.0)
     }
 
     /// The local connection a socket id names, if it was issued by this process.
-    pub fn conn_id_of(&self, socket_id: &SocketId) -> Option<ConnId> {
+    pub(crate) fn conn_id_of(&self, socket_id: &SocketId) -> Option<ConnId> {
         match socket_id.parts() {
             Some((tag, id)) if tag == u64::from(self.id.0) => Some(ConnId(id)),
             _ => None,
@@ -146,7 +146,7 @@ impl Node {
     }
 
     /// Count a new WebSocket connection unless the process is at its cap.
-    pub fn try_admit(&self) -> bool {
+    pub(crate) fn try_admit(&self) -> bool {
         let previous = self.open_websockets.fetch_add(1, Ordering::Relaxed);
         if previous >= self.config.max_connections {
             self.open_websockets.fetch_sub(1, Ordering::Relaxed);
@@ -156,17 +156,17 @@ impl Node {
     }
 
     /// Forget a connection counted by [`Self::try_admit`].
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.open_websockets.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Open WebSocket connections.
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.open_websockets.load(Ordering::Relaxed)
     }
 
     /// A random delay within the shutdown spread.
-    pub fn shutdown_jitter(&self) -> Duration {
+    pub(crate) fn shutdown_jitter(&self) -> Duration {
         let spread = self.config.shutdown_spread.as_millis() as u64;
         Duration::from_millis(if spread == 0 { 0 } else { rand::random::<u64>() % spread })
     }

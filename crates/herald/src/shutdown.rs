@@ -37,7 +37,7 @@ pub fn hangups() -> Option<tokio::signal::unix::Signal> {
 
 /// Tell every task to stop and wait for them: first the connections (a little longer than the
 /// spread), then the background tasks, which send the webhooks the closing connections caused.
-pub async fn drain(node: &Node) {
+pub(crate) async fn drain(node: &Node) {
     node.shutdown.cancel();
     node.connections.close();
     node.cluster_link.close();

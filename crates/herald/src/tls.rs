@@ -22,7 +22,7 @@ pub struct TlsFiles {
 
 /// Why a certificate and key cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A file cannot be read or holds no PEM of the expected kind.
     #[error("{path}: {why}")]
     File {
@@ -37,7 +37,7 @@ pub enum TlsError {
 }
 
 /// Build the rustls configuration from `files`.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let file_error = |path: &Path, why: String| TlsError::File { path: path.display().to_string(), why };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| file_error(&files.cert, e.to_string()))?
@@ -60,7 +60,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
 }
 
 /// The listener's TLS settings, replaceable while connections are served.
-pub struct Tls {
+pub(crate) struct Tls {
     files: TlsFiles,
     current: RwLock<TlsAcceptor>,
 }
@@ -73,18 +73,18 @@ impl std::fmt::Debug for Tls {
 
 impl Tls {
     /// Read `files` now.
-    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+    pub(crate) fn load(files: TlsFiles) -> Result<Self, TlsError> {
         let acceptor = TlsAcceptor::from(server_config(&files)?);
         Ok(Self { files, current: RwLock::new(acceptor) })
     }
 
     /// The acceptor for a new connection (connections keep the one they started with).
-    pub fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Read the files again; on error the running certificate stays.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let acceptor = TlsAcceptor::from(server_config(&self.files)?);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
         Ok(())

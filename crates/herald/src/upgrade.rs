@@ -38,7 +38,7 @@ const READ_BUFFER_BYTES: usize = 512;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// The WebSocket settings of every connection; messages larger than `max_message` close the
 /// connection with 1009.
-pub fn websocket_config(max_message: usize) -> WebSocketConfig {
+pub(crate) fn websocket_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -67,7 +67,7 @@ impl Drop for Slot {
 }
 
 /// Answer an upgrade request for app `key`.
-pub fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> Response<Full<Bytes>> {
+pub(crate) fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node>) -> Response<Full<Bytes>> {
     let Some(accept) = accept_key(request.headers()) else {
         return ApiError::UpgradeRequired.into_response();
     };
@@ -131,7 +131,7 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 /// Whether `origin` (`scheme://host[:port]`) is in `allowed`; an empty list allows every origin. A
 /// pattern's `*.` stands for one or more labels: `https://*.example.com` allows
 /// `https://app.example.com` and `https://a.b.example.com`, not `https://example.com`.
-pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+pub(crate) fn origin_allowed(allowed: &[String], origin: &str) -> bool {
     allowed.is_empty()
         || allowed.iter().any(|pattern| match pattern.split_once("*.") {
             Some((scheme, domain)) => origin

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use herald::config::WebhookTarget;
+use herald::WebhookTarget;
 use serde_json::json;
 use support::cluster::{
     RedisServer, eventually, member, metrics, nodes, nodes_with, until_events_cross, wait_for_metric,
@@ -193,7 +193,7 @@ async fn a_frozen_redis_never_blocks_local_delivery_and_nobody_is_dropped_when_i
     redis.pause();
     // Longer than a node's timeout: on thawing, nobody may take the others for dead.
     let frozen = Instant::now();
-    while frozen.elapsed() < herald::cluster::NODE_TIMEOUT + Duration::from_secs(2) {
+    while frozen.elapsed() < herald::NODE_TIMEOUT + Duration::from_secs(2) {
         let reply = cluster[0].rest().trigger(&["news"], "local", "{}").await;
         assert_eq!(reply.status, 200);
         a.expect("local").await;

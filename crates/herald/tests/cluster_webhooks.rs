@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use herald::config::WebhookTarget;
+use herald::WebhookTarget;
 use serde_json::json;
 use support::TestServer;
 use support::cluster::{RedisServer, barrier, member, nodes_with};

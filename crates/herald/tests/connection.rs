@@ -350,8 +350,7 @@ async fn a_subscribe_flood_is_refused_beyond_the_burst() {
             _ => panic!("unexpected {frame}"),
         }
     }
-    let refills =
-        (started.elapsed().as_secs_f64() * f64::from(herald::connection::rate_limit::COMMANDS_PER_SECOND)).ceil();
+    let refills = (started.elapsed().as_secs_f64() * f64::from(herald::COMMANDS_PER_SECOND)).ceil();
     assert!(succeeded >= 1000, "{succeeded} succeeded: the burst must allow 1,000");
     assert!(f64::from(succeeded) <= 1000.0 + refills, "{succeeded} succeeded with at most {refills} refills");
     assert_eq!(succeeded + refused, 1100);

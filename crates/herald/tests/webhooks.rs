@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald::config::WebhookTarget;
+use herald::WebhookTarget;
 use pusher_wire::webhook::WebhookKind;
 use serde_json::{Value, json};
 use support::webhooks::Receiver;

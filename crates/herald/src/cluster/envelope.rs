@@ -16,7 +16,7 @@ const MAGIC: &[u8; 2] = b"H1";
 
 /// What an envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A REST event on a channel.
     Event,
     /// A client event on a channel.
@@ -50,26 +50,26 @@ impl Kind {
 
 /// A decoded envelope; every field borrows the message's bytes.
 #[derive(Debug)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// What it carries.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// The node that published it.
-    pub origin: NodeId,
+    pub(crate) origin: NodeId,
     /// The app.
-    pub app: String,
+    pub(crate) app: String,
     /// The channel, or the user id.
-    pub target: String,
+    pub(crate) target: String,
     /// The socket the publisher excluded.
-    pub except: Option<SocketId>,
+    pub(crate) except: Option<SocketId>,
     /// The event data, on cache channels.
-    pub data: String,
+    pub(crate) data: String,
     /// The frame to deliver.
-    pub frame: Frame,
+    pub(crate) frame: Frame,
 }
 
 /// Why a message is not an envelope (a foreign publisher on Herald's lanes, or a bug).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EnvelopeError {
+pub(crate) enum EnvelopeError {
     /// Too short, wrong magic or kind, or a length past the end.
     #[error("not a Herald envelope")]
     Malformed,
@@ -80,25 +80,25 @@ pub enum EnvelopeError {
 
 /// The fields of an envelope to encode.
 #[derive(Debug, Clone, Copy)]
-pub struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     /// What it carries.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// This node.
-    pub origin: NodeId,
+    pub(crate) origin: NodeId,
     /// The app.
-    pub app: &'a str,
+    pub(crate) app: &'a str,
     /// The channel or user id.
-    pub target: &'a str,
+    pub(crate) target: &'a str,
     /// The excluded socket.
-    pub except: Option<&'a SocketId>,
+    pub(crate) except: Option<&'a SocketId>,
     /// The event data, on cache channels.
-    pub data: &'a str,
+    pub(crate) data: &'a str,
     /// The encoded frame.
-    pub frame: &'a [u8],
+    pub(crate) frame: &'a [u8],
 }
 
 /// Build the message for `parts`: one copy of the frame, nothing re-encoded.
-pub fn encode(parts: Parts<'_>) -> Bytes {
+pub(crate) fn encode(parts: Parts<'_>) -> Bytes {
     let except = parts.except.map_or("", SocketId::as_str);
     let fields = [parts.app, parts.target, except, parts.data];
     let len = 7 + fields.iter().map(|f| 4 + f.len()).sum::<usize>() + parts.frame.len();
@@ -116,7 +116,7 @@ pub fn encode(parts: Parts<'_>) -> Bytes {
 }
 
 /// Read an envelope; the frame shares `message`'s bytes.
-pub fn decode(mut message: Bytes) -> Result<Envelope, EnvelopeError> {
+pub(crate) fn decode(mut message: Bytes) -> Result<Envelope, EnvelopeError> {
     if message.len() < 7 || &message[..2] != MAGIC {
         return Err(EnvelopeError::Malformed);
     }

@@ -29,7 +29,7 @@ use crate::hub::{NodeId, Remote};
 use crate::node::Node;
 
 /// How long a node missing from Redis stays in this node's view before it counts as gone.
-pub const MISSING_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const MISSING_GRACE: Duration = Duration::from_secs(10);
 
 /// What this node knows of another node's share.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ struct AppView {
 }
 
 /// The inbound task.
-pub struct Receiver {
+pub(crate) struct Receiver {
     node: Arc<Node>,
     redis: Redis,
     /// By state channel name.
@@ -59,7 +59,7 @@ pub struct Receiver {
 
 impl Receiver {
     /// The task for `node`'s apps.
-    pub fn new(node: Arc<Node>, redis: Redis) -> Self {
+    pub(crate) fn new(node: Arc<Node>, redis: Redis) -> Self {
         let views: HashMap<String, AppView> = node
             .apps()
             .iter()
@@ -73,7 +73,7 @@ impl Receiver {
     }
 
     /// Run until shutdown.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut messages = self.redis.subscriber.message_rx();
         let mut connections = self.redis.subscriber.reconnect_rx();
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -17,20 +17,20 @@ use crate::webhooks::Webhooks;
 
 /// How many transitions may wait for the Redis task. A full queue costs the events in it (counted)
 /// and a re-announcement of this node's share; it never slows the hub.
-pub const QUEUE: usize = 64 * 1024;
+pub(crate) const QUEUE: usize = 64 * 1024;
 
 /// One transition on its way to Redis.
 #[derive(Debug)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     /// The app it belongs to.
-    pub app: Arc<str>,
+    pub(crate) app: Arc<str>,
     /// What to forward.
-    pub forward: Forward,
+    pub(crate) forward: Forward,
 }
 
 /// What the Redis task forwards.
 #[derive(Debug)]
-pub enum Forward {
+pub(crate) enum Forward {
     /// This node's subscriber count of a channel.
     Count {
         /// The channel.
@@ -100,7 +100,7 @@ pub enum Forward {
 
 impl Forward {
     /// Whether this changes the node's share (rather than being an event).
-    pub fn is_share_change(&self) -> bool {
+    pub(crate) fn is_share_change(&self) -> bool {
         matches!(
             self,
             Self::Count { .. }
@@ -114,20 +114,20 @@ impl Forward {
 
 /// Set when a share change could not be queued: the Redis task re-announces the whole share.
 #[derive(Debug, Default)]
-pub struct Overflow {
+pub(crate) struct Overflow {
     share_lost: AtomicBool,
 }
 
 impl Overflow {
     /// Whether a share change was lost since the last call (and forget it).
-    pub fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         self.share_lost.swap(false, Ordering::AcqRel)
     }
 }
 
 /// One app's observer in a cluster.
 #[derive(Debug)]
-pub struct Link {
+pub(crate) struct Link {
     app: Arc<str>,
     queue: mpsc::Sender<Outbound>,
     webhooks: Webhooks,
@@ -137,7 +137,7 @@ pub struct Link {
 
 impl Link {
     /// The observer of app `app`, forwarding into `queue`.
-    pub fn new(
+    pub(crate) fn new(
         app: &str,
         queue: mpsc::Sender<Outbound>,
         webhooks: Webhooks,

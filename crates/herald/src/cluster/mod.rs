@@ -31,11 +31,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use self::link::Link;
+pub(crate) use self::link::Link;
 use self::link::{Outbound, Overflow};
-pub use self::outbound::{HEARTBEAT, NODE_TIMEOUT};
+pub use self::outbound::NODE_TIMEOUT;
 use self::redis::Redis;
-pub use self::redis::check_url;
+pub(crate) use self::redis::check_url;
 use crate::apps::AppMaker;
 use crate::config::{AppConfig, Config};
 use crate::hub::{NodeId, Observer};
@@ -47,7 +47,7 @@ const STARTUP_WAIT: Duration = Duration::from_secs(5);
 
 /// A node's cluster link, built with the node and started once it exists.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     redis: Redis,
     queue: mpsc::Receiver<Outbound>,
     overflow: Arc<Overflow>,
@@ -56,7 +56,7 @@ pub struct Pending {
 /// Build a node that joins the cluster of every node using `config.redis_url`: connect (waiting
 /// up to [`STARTUP_WAIT`]), reserve a node id, and observe every app's hub with a [`Link`]. An
 /// unreachable Redis does not stop the node: it serves its own clients and joins when Redis answers.
-pub async fn node(config: Config, webhooks: mpsc::Sender<Job>, url: &str) -> (Node, Pending) {
+pub(crate) async fn node(config: Config, webhooks: mpsc::Sender<Job>, url: &str) -> (Node, Pending) {
     // `Config::validate` has parsed the URL with the same parser, so building the client cannot fail.
     let mut redis = Redis::connect(url).unwrap_or_else(|error| unreachable!("validated redis url: {error}"));
     let id = if redis.wait(STARTUP_WAIT).await {
@@ -105,7 +105,7 @@ impl AppMaker for LinkedApps {
 
 /// Start the outbound task (on the node's cluster-link tracker, which shutdown waits for before the
 /// webhooks stop) and the inbound task (a background task).
-pub fn start(node: &Arc<Node>, pending: Pending) {
+pub(crate) fn start(node: &Arc<Node>, pending: Pending) {
     let Pending { redis, queue, overflow } = pending;
     let sender = outbound::Sender::new(node.clone(), redis.clone(), overflow);
     node.cluster_link.spawn(sender.run(queue));
@@ -113,6 +113,6 @@ pub fn start(node: &Arc<Node>, pending: Pending) {
 }
 
 /// A random node id, for a single node or a cluster whose Redis cannot be reached.
-pub fn random_id() -> NodeId {
+pub(crate) fn random_id() -> NodeId {
     NodeId(rand::random::<u32>().max(1))
 }

@@ -29,7 +29,7 @@ use crate::apps::App;
 use crate::node::Node;
 
 /// How often a node tells Redis it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A node silent this long is dropped by the others: its members leave, its counts go.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After an outage, a node does not judge others for this long: every node is reconnecting (with
@@ -69,7 +69,7 @@ enum Sent {
 }
 
 /// The outbound task.
-pub struct Sender {
+pub(crate) struct Sender {
     node: Arc<Node>,
     redis: Redis,
     apps: Vec<AppLink>,
@@ -81,7 +81,7 @@ pub struct Sender {
 
 impl Sender {
     /// The task for `node`'s apps.
-    pub fn new(node: Arc<Node>, redis: Redis, overflow: Arc<Overflow>) -> Self {
+    pub(crate) fn new(node: Arc<Node>, redis: Redis, overflow: Arc<Overflow>) -> Self {
         let apps = node
             .apps()
             .iter()
@@ -93,7 +93,7 @@ impl Sender {
 
     /// Run until the node's connections are gone after shutdown, then flush what their closing
     /// caused and leave the cluster.
-    pub async fn run(mut self, mut queue: mpsc::Receiver<Outbound>) {
+    pub(crate) async fn run(mut self, mut queue: mpsc::Receiver<Outbound>) {
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut due = tokio::time::interval(DUE_POLL);
@@ -479,7 +479,7 @@ fn lane_of(app: &str, target: &str) -> u64 {
 }
 
 /// Milliseconds since the Unix epoch, for cached events' expiry in Redis.
-pub fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -18,11 +18,11 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// task is told (and answers by re-reading every share); each slot costs about 200 bytes.
 const SUBSCRIBER_BUFFER: usize = 16 * 1024;
 /// How long a node id stays reserved without a heartbeat renewing it.
-pub const NODE_ID_TTL: Duration = Duration::from_secs(30);
+pub(crate) const NODE_ID_TTL: Duration = Duration::from_secs(30);
 
 /// Check a `redis://` URL without connecting. One server only (Redis, or Valkey): Redis Cluster and
 /// Sentinel URLs are refused rather than half supported.
-pub fn check_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
     if !url.starts_with("redis://") {
         return Err("use redis://HOST:PORT[/DB] (one Redis or Valkey server)".into());
     }
@@ -35,13 +35,13 @@ pub fn check_url(url: &str) -> Result<(), String> {
 
 /// The connections to Redis and what the server supports.
 #[derive(Clone)]
-pub struct Redis {
+pub(crate) struct Redis {
     /// Scripts and publishing.
-    pub commands: Client,
+    pub(crate) commands: Client,
     /// The subscriber.
-    pub subscriber: SubscriberClient,
+    pub(crate) subscriber: SubscriberClient,
     /// `SPUBLISH` where the server has sharded pub/sub (Redis 7+, Valkey), `PUBLISH` before.
-    pub publish: &'static str,
+    pub(crate) publish: &'static str,
 }
 
 impl std::fmt::Debug for Redis {
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     /// Start connecting to `url` (in the background: an unreachable Redis is retried forever).
-    pub fn connect(url: &str) -> Result<Self, Error> {
+    pub(crate) fn connect(url: &str) -> Result<Self, Error> {
         let mut config = Config::from_url(url)?;
         // The first connection is retried like any other: a node may start before its Redis.
         config.fail_fast = false;
@@ -83,7 +83,7 @@ impl Redis {
     }
 
     /// Wait up to `within` for the command connection; whether it is up.
-    pub async fn wait(&self, within: Duration) -> bool {
+    pub(crate) async fn wait(&self, within: Duration) -> bool {
         if self.commands.is_connected() {
             return true;
         }
@@ -91,7 +91,7 @@ impl Redis {
     }
 
     /// Use plain pub/sub when the server has no sharded pub/sub (before Redis 7).
-    pub async fn detect_sharded_pubsub(&mut self) {
+    pub(crate) async fn detect_sharded_pubsub(&mut self) {
         let probe = CustomCommand::new_static("SPUBLISH", ClusterHash::FirstKey, false);
         if self.commands.custom::<Value, _>(probe, vec!["herald:probe", ""]).await.is_err() {
             tracing::info!("this Redis has no sharded pub/sub (SPUBLISH): using PUBLISH and SUBSCRIBE");
@@ -100,12 +100,12 @@ impl Redis {
     }
 
     /// Whether events travel on sharded pub/sub.
-    pub fn sharded(&self) -> bool {
+    pub(crate) fn sharded(&self) -> bool {
         self.publish == "SPUBLISH"
     }
 
     /// Reserve a fresh node id, so that no two live nodes hand out the same socket ids.
-    pub async fn claim_node_id(&self) -> Result<NodeId, Error> {
+    pub(crate) async fn claim_node_id(&self) -> Result<NodeId, Error> {
         loop {
             let node = NodeId(rand::random::<u32>().max(1));
             let set = CustomCommand::new_static("SET", ClusterHash::FirstKey, false);
@@ -119,26 +119,26 @@ impl Redis {
     }
 
     /// Keep this node's id reserved.
-    pub async fn renew_node_id(&self, node: NodeId) -> Result<(), Error> {
+    pub(crate) async fn renew_node_id(&self, node: NodeId) -> Result<(), Error> {
         let set = CustomCommand::new_static("SET", ClusterHash::FirstKey, false);
         let args = vec![scripts::node_id_claim(node), "1".into(), "PX".into(), NODE_ID_TTL.as_millis().to_string()];
         self.commands.custom::<Value, _>(set, args).await.map(|_| ())
     }
 
     /// Give this node's id back (it is leaving).
-    pub async fn release_node_id(&self, node: NodeId) {
+    pub(crate) async fn release_node_id(&self, node: NodeId) {
         let del = CustomCommand::new_static("DEL", ClusterHash::FirstKey, false);
         let _ = self.commands.custom::<Value, _>(del, vec![scripts::node_id_claim(node)]).await;
     }
 
     /// Run a script with `EVAL` (the rare ones: they are sent whole, so nothing depends on the
     /// server's script cache).
-    pub async fn eval(&self, script: &str, keys: &[String], args: Vec<String>) -> Result<Value, Error> {
+    pub(crate) async fn eval(&self, script: &str, keys: &[String], args: Vec<String>) -> Result<Value, Error> {
         self.commands.eval(script, keys.to_vec(), args).await
     }
 
     /// Close both connections.
-    pub async fn quit(&self) {
+    pub(crate) async fn quit(&self) {
         let _ = self.subscriber.quit().await;
         let _ = self.commands.quit().await;
     }

@@ -5,51 +5,51 @@
 use crate::hub::NodeId;
 
 /// Apply a batch of share changes and publish them.
-pub const APPLY: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/apply.lua"));
+pub(crate) const APPLY: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/apply.lua"));
 /// Replace a node's whole share under a new epoch.
-pub const ANNOUNCE: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/announce.lua"));
+pub(crate) const ANNOUNCE: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/announce.lua"));
 /// Record a heartbeat; drop silent nodes.
-pub const HEARTBEAT: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/heartbeat.lua"));
+pub(crate) const HEARTBEAT: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/heartbeat.lua"));
 /// Leave the cluster.
-pub const LEAVE: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/leave.lua"));
+pub(crate) const LEAVE: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/leave.lua"));
 /// Take the removals whose delay is over.
-pub const DUE: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/due.lua"));
+pub(crate) const DUE: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/due.lua"));
 /// Read other nodes' shares.
-pub const SNAPSHOT: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/snapshot.lua"));
+pub(crate) const SNAPSHOT: &str = concat!(include_str!("lua/common.lua"), include_str!("lua/snapshot.lua"));
 
 /// Every Herald key starts with this.
 const PREFIX: &str = "herald";
 
 /// Pub/sub lanes for events. A channel's events always take the same lane (so they stay in order);
 /// spreading channels over lanes lets a Redis Cluster spread them over its shards.
-pub const LANES: u64 = 16;
+pub(crate) const LANES: u64 = 16;
 
 /// The name of event lane `lane`.
-pub fn lane(lane: u64) -> String {
+pub(crate) fn lane(lane: u64) -> String {
     format!("{PREFIX}:events:{lane}")
 }
 
 /// The key that reserves a node id, so that socket ids are unique cluster-wide.
-pub fn node_id_claim(node: NodeId) -> String {
+pub(crate) fn node_id_claim(node: NodeId) -> String {
     format!("{PREFIX}:node-id:{}", node.0)
 }
 
 /// The keys and fixed arguments of one app's scripts.
 #[derive(Debug, Clone)]
-pub struct AppKeys {
+pub(crate) struct AppKeys {
     /// `KEYS` of every script, in the order `common.lua` reads them.
-    pub keys: [String; 4],
+    pub(crate) keys: [String; 4],
     /// Prefix of the per-node share keys.
-    pub node_prefix: String,
+    pub(crate) node_prefix: String,
     /// The pub/sub channel of share changes.
-    pub state_channel: String,
+    pub(crate) state_channel: String,
     /// The app's last events of cache channels.
-    pub cache: String,
+    pub(crate) cache: String,
 }
 
 impl AppKeys {
     /// The keys of app `app_id` (app ids are URL-safe, so they can sit in a hash tag).
-    pub fn new(app_id: &str) -> Self {
+    pub(crate) fn new(app_id: &str) -> Self {
         let base = format!("{PREFIX}:{{{app_id}}}");
         Self {
             keys: [
@@ -65,7 +65,7 @@ impl AppKeys {
     }
 
     /// The arguments every script starts with, then `extra`.
-    pub fn args(&self, publish: &str, node: NodeId, delay_ms: u64, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn args(&self, publish: &str, node: NodeId, delay_ms: u64, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             self.node_prefix.clone(),
             self.state_channel.clone(),

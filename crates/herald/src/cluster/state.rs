@@ -15,7 +15,7 @@ use crate::hub::Share;
 
 /// One change of a node's share.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Op {
+pub(crate) enum Op {
     /// The node's subscriber count of a channel.
     Count {
         /// The channel.
@@ -53,7 +53,7 @@ pub enum Op {
 
 impl Op {
     /// The JSON array the scripts read.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Self::Count { channel, subscribers } => json!(["c", channel, subscribers]),
             Self::MemberAdded { channel, user_id, info } => {
@@ -66,7 +66,7 @@ impl Op {
     }
 
     /// Read an op published by another node; `None` for anything unknown.
-    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+    pub(crate) fn from_json(value: &serde_json::Value) -> Option<Self> {
         let items = value.as_array()?;
         let text = |i: usize| items.get(i).and_then(serde_json::Value::as_str).map(str::to_owned);
         Some(match items.first()?.as_str()? {
@@ -98,14 +98,14 @@ impl Op {
 /// A node's share changes since the last flush, the last change of each key only, in the order the
 /// keys first changed.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     ops: Vec<Op>,
     positions: HashMap<(u8, String, String), usize>,
 }
 
 impl Batch {
     /// Add a change, replacing an earlier one of the same key.
-    pub fn push(&mut self, op: Op) {
+    pub(crate) fn push(&mut self, op: Op) {
         let (kind, a, b) = op.key();
         let key = (kind, a.to_owned(), b.to_owned());
         match self.positions.get(&key) {
@@ -118,37 +118,37 @@ impl Batch {
     }
 
     /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
 
     /// The changes as the JSON array `apply.lua` takes.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::Value::Array(self.ops.iter().map(Op::to_json).collect()).to_string()
     }
 }
 
 /// What another node published on an app's state channel.
 #[derive(Debug, Deserialize)]
-pub struct StateMessage {
+pub(crate) struct StateMessage {
     /// The node.
-    pub node: u32,
+    pub(crate) node: u32,
     /// Its share's epoch (absent on `gone`).
     #[serde(default)]
-    pub epoch: Option<String>,
+    pub(crate) epoch: Option<String>,
     /// The sequence number within the epoch.
     #[serde(default)]
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// The changes (none on an announcement: read the share instead).
     #[serde(default)]
-    pub ops: Vec<serde_json::Value>,
+    pub(crate) ops: Vec<serde_json::Value>,
     /// The node left or was found dead.
     #[serde(default)]
-    pub gone: bool,
+    pub(crate) gone: bool,
 }
 
 /// A share as `announce.lua` takes it.
-pub fn share_to_json(share: &Share) -> String {
+pub(crate) fn share_to_json(share: &Share) -> String {
     let members: BTreeMap<&str, BTreeMap<&str, Option<&str>>> = share
         .members
         .iter()
@@ -163,20 +163,20 @@ pub fn share_to_json(share: &Share) -> String {
 
 /// One node's share as `snapshot.lua` returns it: node, epoch, seq, counts, members, users.
 #[derive(Debug)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The node.
-    pub node: u32,
+    pub(crate) node: u32,
     /// Its epoch.
-    pub epoch: String,
+    pub(crate) epoch: String,
     /// Its sequence number.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Its share.
-    pub share: Share,
+    pub(crate) share: Share,
 }
 
 impl Snapshot {
     /// Read one entry of `snapshot.lua`'s answer; `None` if it is not shaped like one.
-    pub fn from_value(value: Value) -> Option<Self> {
+    pub(crate) fn from_value(value: Value) -> Option<Self> {
         let Value::Array(items) = value else { return None };
         let mut items = items.into_iter();
         let node = text(items.next()?)?.parse().ok()?;
@@ -198,7 +198,7 @@ impl Snapshot {
 }
 
 /// A Redis reply as text (bulk strings and integers).
-pub fn text(value: Value) -> Option<String> {
+pub(crate) fn text(value: Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.to_string()),
         Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),

@@ -17,7 +17,7 @@ use crate::hub::Relayed;
 
 /// What became of a client event.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Sent to the channel's other subscribers.
     Relayed,
     /// Refused by the rate limit (4301).
@@ -27,7 +27,12 @@ pub enum Outcome {
 }
 
 /// Handle a `client-*` event.
-pub fn client_event(session: &mut Session, event: ClientEvent, now: Instant, replies: &mut Vec<Frame>) -> Outcome {
+pub(crate) fn client_event(
+    session: &mut Session,
+    event: ClientEvent,
+    now: Instant,
+    replies: &mut Vec<Frame>,
+) -> Outcome {
     let refuse = |replies: &mut Vec<Frame>, code: Option<ErrorCode>, message: String| {
         replies.push(server::error(code, &message).into());
         Outcome::Refused

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// The heartbeat state of one connection.
 #[derive(Debug)]
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     activity_timeout: Duration,
     pong_timeout: Duration,
     last_seen: Instant,
@@ -23,7 +23,7 @@ pub struct Heartbeat {
 
 /// What to do when the heartbeat's deadline passes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Beat {
+pub(crate) enum Beat {
     /// The client was heard from in the meantime: sleep until the new deadline.
     Wait,
     /// The client has been quiet for `activity_timeout`: ping it.
@@ -34,17 +34,17 @@ pub enum Beat {
 
 impl Heartbeat {
     /// A heartbeat for a connection that was just heard from at `now`.
-    pub fn new(now: Instant, activity_timeout: Duration, pong_timeout: Duration) -> Self {
+    pub(crate) fn new(now: Instant, activity_timeout: Duration, pong_timeout: Duration) -> Self {
         Self { activity_timeout, pong_timeout, last_seen: now, pinged_at: None }
     }
 
     /// Anything arrived from the client.
-    pub fn heard(&mut self, now: Instant) {
+    pub(crate) fn heard(&mut self, now: Instant) {
         self.last_seen = now;
     }
 
     /// When to call [`Self::beat`] next.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         match self.pinged_at {
             Some(pinged_at) if self.last_seen <= pinged_at => pinged_at + self.pong_timeout,
             _ => self.last_seen + self.activity_timeout,
@@ -52,7 +52,7 @@ impl Heartbeat {
     }
 
     /// The deadline passed (or the timer fired early): decide what to do.
-    pub fn beat(&mut self, now: Instant) -> Beat {
+    pub(crate) fn beat(&mut self, now: Instant) -> Beat {
         if let Some(pinged_at) = self.pinged_at {
             if self.last_seen > pinged_at {
                 self.pinged_at = None;

@@ -5,13 +5,13 @@
 //! happens once, after the loop, and [`Exit::close_frame`] maps each reason to its close code in one
 //! match.
 
-pub mod client_event;
-pub mod heartbeat;
-pub mod outbox;
-pub mod rate_limit;
-pub mod session;
-pub mod signin;
-pub mod subscribe;
+pub(crate) mod client_event;
+pub(crate) mod heartbeat;
+pub(crate) mod outbox;
+pub(crate) mod rate_limit;
+pub(crate) mod session;
+pub(crate) mod signin;
+pub(crate) mod subscribe;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ use crate::apps::App;
 use crate::node::Node;
 
 /// The WebSocket a connection task owns.
-pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -98,7 +98,7 @@ impl Exit {
 }
 
 /// Serve an accepted connection of `app` until it ends.
-pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
+pub(crate) async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let id = node.next_conn_id();
     let outbox = Arc::new(Outbox::new(id, node.config.outbox));
     let mut session = Session::new(node.socket_id(id), outbox, app, node.subscriptions.clone(), Instant::now());
@@ -124,7 +124,7 @@ pub async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
 
 /// Refuse a connection before it is established: `pusher:error` first (so pusher-js learns the
 /// reason during its handshake), then the close frame with the same code.
-pub async fn refuse(mut socket: Socket, code: ErrorCode, message: &str) {
+pub(crate) async fn refuse(mut socket: Socket, code: ErrorCode, message: &str) {
     let frame = server::error(Some(code), message);
     let sent = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::text(frame))).await;
     if matches!(sent, Ok(Ok(()))) {

@@ -23,15 +23,15 @@ use crate::config::OutboxLimits;
 
 /// An encoded frame. Cloning it shares the bytes: one broadcast is serialized once for every
 /// recipient.
-pub type Frame = Utf8Bytes;
+pub(crate) type Frame = Utf8Bytes;
 
 /// Identifies a connection within this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub(crate) struct ConnId(pub(crate) u64);
 
 /// Why a connection is being closed from outside its own task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kill {
+pub(crate) enum Kill {
     /// Its outbox overflowed: close with 4100.
     SlowConsumer,
     /// The app terminated the user's connections: close with 4009.
@@ -40,7 +40,7 @@ pub enum Kill {
 
 /// What the connection's task gets from [`Outbox::next_batch`].
 #[derive(Debug)]
-pub enum Batch {
+pub(crate) enum Batch {
     /// Frames to write, oldest first.
     Frames(VecDeque<Frame>),
     /// Stop: close the connection for this reason.
@@ -49,7 +49,7 @@ pub enum Batch {
 
 /// A bounded queue of frames for one connection, plus a kill switch.
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     id: ConnId,
     max_frames: usize,
     max_bytes: usize,
@@ -67,7 +67,7 @@ struct State {
 
 /// The frame was not queued.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The queue was full: the connection is now being closed as a slow consumer.
     Full,
     /// The connection is already being closed.
@@ -76,18 +76,18 @@ pub enum SendError {
 
 impl Outbox {
     /// An empty outbox. Nothing is allocated until the first frame arrives.
-    pub fn new(id: ConnId, limits: OutboxLimits) -> Self {
+    pub(crate) fn new(id: ConnId, limits: OutboxLimits) -> Self {
         Self { id, max_frames: limits.max_frames, max_bytes: limits.max_bytes, state: Mutex::new(State::default()) }
     }
 
     /// The connection this outbox feeds.
-    pub fn id(&self) -> ConnId {
+    pub(crate) fn id(&self) -> ConnId {
         self.id
     }
 
     /// Queue a frame without waiting. On overflow the connection is killed as a slow consumer rather
     /// than allowed to grow.
-    pub fn try_send(&self, frame: Frame) -> Result<(), SendError> {
+    pub(crate) fn try_send(&self, frame: Frame) -> Result<(), SendError> {
         let mut state = self.lock();
         if state.kill.is_some() {
             return Err(SendError::Closing);
@@ -111,7 +111,7 @@ impl Outbox {
     }
 
     /// Close the connection for `reason`; frames still queued are dropped.
-    pub fn kill(&self, reason: Kill) {
+    pub(crate) fn kill(&self, reason: Kill) {
         let mut state = self.lock();
         if state.kill.is_none() {
             state.kill = Some(reason);
@@ -123,7 +123,7 @@ impl Outbox {
 
     /// Wait for frames (all of them are taken at once) or for the kill switch. Cancel-safe: nothing
     /// is taken until the future completes.
-    pub async fn next_batch(&self) -> Batch {
+    pub(crate) async fn next_batch(&self) -> Batch {
         poll_fn(|cx| {
             let mut state = self.lock();
             if let Some(reason) = state.kill {
@@ -143,7 +143,7 @@ impl Outbox {
     }
 
     /// Take whatever is queued now, without waiting (nothing once killed).
-    pub fn take_queued(&self) -> VecDeque<Frame> {
+    pub(crate) fn take_queued(&self) -> VecDeque<Frame> {
         let mut state = self.lock();
         if state.kill.is_some() {
             return VecDeque::new();
@@ -154,7 +154,7 @@ impl Outbox {
 
     /// Wait for the kill switch only (frames stay queued). Used while a write is in progress, so a
     /// connection stuck writing to a client that stopped reading is dropped as soon as it is killed.
-    pub async fn killed(&self) -> Kill {
+    pub(crate) async fn killed(&self) -> Kill {
         poll_fn(|cx| {
             let mut state = self.lock();
             if let Some(reason) = state.kill {

@@ -6,14 +6,14 @@
 
 use std::time::Instant;
 
-use pusher_wire::limits::{MAX_CLIENT_EVENTS_PER_SECOND, MAX_SUBSCRIPTIONS_PER_CONNECTION};
+use pusher_wire::limits::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 
 /// Subscribes and sign-ins one connection may send per second once its burst is spent.
 pub const COMMANDS_PER_SECOND: u32 = 50;
 
 /// A token bucket.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     tokens: f64,
     capacity: f64,
     per_second: f64,
@@ -22,35 +22,30 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A full bucket of `capacity` tokens refilled at `per_second`.
-    pub fn new(capacity: u32, per_second: u32, now: Instant) -> Self {
+    pub(crate) fn new(capacity: u32, per_second: u32, now: Instant) -> Self {
         let capacity = f64::from(capacity);
         Self { tokens: capacity, capacity, per_second: f64::from(per_second), updated: now }
     }
 
-    /// Pusher's client-event limit: 10 per second, bursts of 10.
-    pub fn for_client_events(now: Instant) -> Self {
-        Self::per_second(MAX_CLIENT_EVENTS_PER_SECOND, now)
-    }
-
     /// `n` per second, in bursts of at most `n`.
-    pub fn per_second(n: u32, now: Instant) -> Self {
+    pub(crate) fn per_second(n: u32, now: Instant) -> Self {
         Self::new(n, n, now)
     }
 
     /// Subscribes and sign-ins: a burst of one subscription per allowed channel, then
     /// [`COMMANDS_PER_SECOND`], so that a client subscribing and unsubscribing in a loop cannot keep
     /// the server and the channel's other subscribers busy.
-    pub fn for_commands(now: Instant) -> Self {
+    pub(crate) fn for_commands(now: Instant) -> Self {
         Self::new(MAX_SUBSCRIPTIONS_PER_CONNECTION as u32, COMMANDS_PER_SECOND, now)
     }
 
     /// Take a token if one is left.
-    pub fn allow(&mut self, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
         self.allow_n(1, now)
     }
 
     /// Take `n` tokens if that many are left (all or none).
-    pub fn allow_n(&mut self, n: u32, now: Instant) -> bool {
+    pub(crate) fn allow_n(&mut self, n: u32, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         self.updated = now;
@@ -69,13 +64,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use pusher_wire::limits::MAX_CLIENT_EVENTS_PER_SECOND;
 
     const REFILL: Duration = Duration::from_millis(100);
 
     #[test]
     fn ten_client_events_per_second_with_bursts() {
         let start = Instant::now();
-        let mut limiter = RateLimiter::for_client_events(start);
+        let mut limiter = RateLimiter::per_second(MAX_CLIENT_EVENTS_PER_SECOND, start);
         assert!((0..10).all(|_| limiter.allow(start)));
         assert!(!limiter.allow(start));
         assert!(!limiter.allow(start + REFILL / 2));

@@ -23,28 +23,34 @@ use crate::metrics::Metrics;
 
 /// One connection's state.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     /// The id announced in `connection_established`.
-    pub socket_id: SocketId,
+    pub(crate) socket_id: SocketId,
     /// Where the rest of the server sends this connection's frames.
-    pub outbox: Arc<Outbox>,
+    pub(crate) outbox: Arc<Outbox>,
     /// The app it connected to.
-    pub app: Arc<App>,
+    pub(crate) app: Arc<App>,
     /// Channels it is subscribed to in the hub, with its presence user id on presence channels.
-    pub subscriptions: HashMap<ChannelName, Option<String>>,
+    pub(crate) subscriptions: HashMap<ChannelName, Option<String>>,
     /// The user it signed in as.
-    pub user: Option<SignedIn>,
+    pub(crate) user: Option<SignedIn>,
     /// The client-event rate limit.
-    pub client_events: RateLimiter,
+    pub(crate) client_events: RateLimiter,
     /// The rate limit of subscribes and sign-ins.
-    pub commands: RateLimiter,
+    pub(crate) commands: RateLimiter,
     /// The node's subscription budget (the app's is in `app`).
-    pub budget: Arc<Budget>,
+    pub(crate) budget: Arc<Budget>,
 }
 
 impl Session {
     /// A fresh session.
-    pub fn new(socket_id: SocketId, outbox: Arc<Outbox>, app: Arc<App>, budget: Arc<Budget>, now: Instant) -> Self {
+    pub(crate) fn new(
+        socket_id: SocketId,
+        outbox: Arc<Outbox>,
+        app: Arc<App>,
+        budget: Arc<Budget>,
+        now: Instant,
+    ) -> Self {
         let client_events = RateLimiter::per_second(app.config().max_client_events_per_second, now);
         Self {
             socket_id,
@@ -59,7 +65,7 @@ impl Session {
     }
 
     /// Act on one message from the client, appending replies. Bad input is answered, never fatal.
-    pub fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>, metrics: &Metrics) {
+    pub(crate) fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>, metrics: &Metrics) {
         match ClientFrame::parse(text) {
             Ok(ClientFrame::Ping) => replies.push(Frame::from_static(server::PONG)),
             Ok(ClientFrame::Pong) => {}
@@ -92,7 +98,7 @@ impl Session {
     }
 
     /// Leave every channel and sign out (the connection is closing).
-    pub fn leave_all(&mut self, now: Instant) {
+    pub(crate) fn leave_all(&mut self, now: Instant) {
         let held = self.subscriptions.len();
         for (channel, _) in self.subscriptions.drain() {
             self.app.hub.unsubscribe(channel.as_str(), self.outbox.id(), now);

@@ -16,17 +16,17 @@ use super::session::Session;
 
 /// The user a connection is signed in as.
 #[derive(Debug, Clone)]
-pub struct SignedIn {
+pub(crate) struct SignedIn {
     /// The user id.
-    pub id: String,
+    pub(crate) id: String,
     /// `user_info`, used for presence channels joined without `channel_data`.
-    pub user_info: Option<RawJson>,
+    pub(crate) user_info: Option<RawJson>,
     /// Watched user ids.
-    pub watchlist: Vec<String>,
+    pub(crate) watchlist: Vec<String>,
 }
 
 /// Handle `pusher:signin`.
-pub fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) {
+pub(crate) fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) {
     let config = session.app.config();
     let socket_id = session.socket_id.as_str();
     if let Err(error) =

@@ -21,7 +21,13 @@ use crate::hub::{CacheReplay, JoinError};
 use crate::metrics::Metrics;
 
 /// Handle `pusher:subscribe`.
-pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replies: &mut Vec<Frame>, metrics: &Metrics) {
+pub(crate) fn subscribe(
+    session: &mut Session,
+    request: Subscribe,
+    now: Instant,
+    replies: &mut Vec<Frame>,
+    metrics: &Metrics,
+) {
     let channel = request.channel;
     if session.subscriptions.contains_key(&channel) {
         // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
@@ -101,7 +107,7 @@ pub fn subscribe(session: &mut Session, request: Subscribe, now: Instant, replie
 }
 
 /// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher.
-pub fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
+pub(crate) fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
     if session.subscriptions.remove(channel).is_some() {
         session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
         session.budget.give_back(1);

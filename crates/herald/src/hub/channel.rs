@@ -15,49 +15,49 @@ use crate::connection::outbox::{ConnId, Frame, Outbox};
 
 /// Below Pusher's throttle threshold, count updates of one channel are at least this far apart;
 /// changes in between are sent together by the hub's ticker, which runs this often.
-pub const SMALL_CHANNEL_COUNT_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const SMALL_CHANNEL_COUNT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// One channel of one app.
 #[derive(Debug)]
-pub struct Channel {
+pub(crate) struct Channel {
     kind: ChannelKind,
     state: Mutex<ChannelState>,
 }
 
 /// Everything a channel holds, guarded together.
 #[derive(Debug, Default)]
-pub struct ChannelState {
+pub(crate) struct ChannelState {
     /// Subscribed connections of this node.
-    pub subscribers: HashMap<ConnId, Subscriber>,
+    pub(crate) subscribers: HashMap<ConnId, Subscriber>,
     /// Subscribers on the other nodes of a cluster.
-    pub remote: RemoteCounts,
+    pub(crate) remote: RemoteCounts,
     /// Presence members, cluster-wide (empty on other kinds).
-    pub roster: Roster,
+    pub(crate) roster: Roster,
     /// The last REST event, on cache channels.
-    pub cache: Option<Box<CachedEvent>>,
+    pub(crate) cache: Option<Box<CachedEvent>>,
     /// Removed from the hub's map: whoever finds it after looking it up must look again.
-    pub dropped: bool,
+    pub(crate) dropped: bool,
     /// A deferred count update includes a change made on this node (so its `subscription_count`
     /// webhook is this node's to send).
-    pub count_pending_here: bool,
+    pub(crate) count_pending_here: bool,
     /// When the subscription count was last sent, for the throttle on large channels.
-    pub count_sent_at: Option<Instant>,
+    pub(crate) count_sent_at: Option<Instant>,
     /// A count change is waiting for the throttle to allow it.
-    pub count_pending: bool,
+    pub(crate) count_pending: bool,
 }
 
 /// One subscribed connection.
 #[derive(Debug)]
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     /// Where to send its frames.
-    pub outbox: Arc<Outbox>,
+    pub(crate) outbox: Arc<Outbox>,
     /// Its presence user id, on presence channels.
-    pub user_id: Option<Box<str>>,
+    pub(crate) user_id: Option<Box<str>>,
 }
 
 /// How many subscribers each other node has, kept current by the cluster link.
 #[derive(Debug, Default)]
-pub struct RemoteCounts {
+pub(crate) struct RemoteCounts {
     /// A handful of nodes at most: a vector beats a map, and costs nothing on a single node.
     by_node: Vec<(NodeId, usize)>,
     total: usize,
@@ -65,7 +65,7 @@ pub struct RemoteCounts {
 
 impl RemoteCounts {
     /// Set `node`'s count; returns whether it changed.
-    pub fn set(&mut self, node: NodeId, count: usize) -> bool {
+    pub(crate) fn set(&mut self, node: NodeId, count: usize) -> bool {
         let position = self.by_node.iter().position(|(n, _)| *n == node);
         let old = position.map_or(0, |i| self.by_node[i].1);
         match (position, count) {
@@ -81,30 +81,30 @@ impl RemoteCounts {
     }
 
     /// Subscribers on every other node together.
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.total
     }
 
     /// Whether no other node has subscribers.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_node.is_empty()
     }
 }
 
 /// The last event published on a cache channel.
 #[derive(Debug, Clone)]
-pub struct CachedEvent {
+pub(crate) struct CachedEvent {
     /// The channel-event frame, ready to send.
-    pub frame: Frame,
+    pub(crate) frame: Frame,
     /// The event data, for the REST `cache` attribute.
-    pub data: String,
+    pub(crate) data: String,
     /// When it stops being replayed.
-    pub expires: Instant,
+    pub(crate) expires: Instant,
 }
 
 /// What to do about the subscription count after a change.
 #[derive(Debug, PartialEq, Eq)]
-pub enum CountUpdate {
+pub(crate) enum CountUpdate {
     /// Send it now.
     Send,
     /// The throttle holds it back; the hub's ticker sends it later.
@@ -115,17 +115,17 @@ pub enum CountUpdate {
 
 impl Channel {
     /// An empty channel.
-    pub fn new(kind: ChannelKind) -> Self {
+    pub(crate) fn new(kind: ChannelKind) -> Self {
         Self { kind, state: Mutex::new(ChannelState::default()) }
     }
 
     /// The channel's kind.
-    pub fn kind(&self) -> ChannelKind {
+    pub(crate) fn kind(&self) -> ChannelKind {
         self.kind
     }
 
     /// Lock the channel. Never hold the guard across an `.await` (hub methods are synchronous).
-    pub fn lock(&self) -> MutexGuard<'_, ChannelState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ChannelState> {
         // Every mutation under this lock is a single map or field update, so the state stays
         // consistent even if a holder panicked.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -135,7 +135,7 @@ impl Channel {
 impl ChannelState {
     /// Queue `frame` for every subscriber but `except`; returns how many got it. A subscriber whose
     /// outbox is full is being closed as a slow consumer and simply misses it.
-    pub fn broadcast(&self, frame: &Frame, except: Option<ConnId>) -> usize {
+    pub(crate) fn broadcast(&self, frame: &Frame, except: Option<ConnId>) -> usize {
         let mut delivered = 0;
         for (id, subscriber) in &self.subscribers {
             if Some(*id) != except && subscriber.outbox.try_send(frame.clone()).is_ok() {
@@ -146,18 +146,18 @@ impl ChannelState {
     }
 
     /// The cached event, if it has not expired.
-    pub fn live_cache(&self, now: Instant) -> Option<&CachedEvent> {
+    pub(crate) fn live_cache(&self, now: Instant) -> Option<&CachedEvent> {
         self.cache.as_deref().filter(|cached| cached.expires > now)
     }
 
     /// Subscribers on every node: what `subscription_count` and `occupied` report.
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.subscribers.len() + self.remote.total()
     }
 
     /// Whether the channel can be dropped from the hub: nobody subscribed anywhere, no member left in
     /// the roster and nothing cached.
-    pub fn is_idle(&self, now: Instant) -> bool {
+    pub(crate) fn is_idle(&self, now: Instant) -> bool {
         self.subscribers.is_empty()
             && self.remote.is_empty()
             && self.roster.is_empty()
@@ -177,7 +177,7 @@ impl ChannelState {
     }
 
     /// Decide whether a subscription-count change is sent now or deferred to the ticker.
-    pub fn count_changed(&mut self, now: Instant) -> CountUpdate {
+    pub(crate) fn count_changed(&mut self, now: Instant) -> CountUpdate {
         if self.subscribers.is_empty() {
             self.count_pending = false;
             return CountUpdate::None;
@@ -193,7 +193,7 @@ impl ChannelState {
     }
 
     /// For the ticker: whether a deferred count is now due (and mark it sent).
-    pub fn deferred_count_due(&mut self, now: Instant) -> bool {
+    pub(crate) fn deferred_count_due(&mut self, now: Instant) -> bool {
         if self.count_pending && self.count_sent_at.is_none_or(|at| now >= at + self.count_interval()) {
             self.count_pending = false;
             self.count_sent_at = Some(now);

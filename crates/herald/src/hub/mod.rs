@@ -28,24 +28,26 @@ use pusher_wire::limits::{CACHE_TTL_SECS, MAX_PRESENCE_MEMBERS};
 use pusher_wire::presence::PresenceMember;
 use pusher_wire::{ChannelKind, ChannelName, SocketId};
 
-pub use self::channel::{CachedEvent, SMALL_CHANNEL_COUNT_INTERVAL};
+pub(crate) use self::channel::{CachedEvent, SMALL_CHANNEL_COUNT_INTERVAL};
 use self::channel::{Channel, ChannelState, CountUpdate, Subscriber};
-pub use self::observer::{Ignore, Observer, Relayed, Transition};
-pub use self::remote::{Remote, Share};
+#[cfg(test)]
+pub(crate) use self::observer::Ignore;
+pub(crate) use self::observer::{Observer, Relayed, Transition};
+pub(crate) use self::remote::{Remote, Share};
 use self::shards::ShardedMap;
-pub use self::users::{Users, WatchlistStatus};
+pub(crate) use self::users::Users;
 use crate::connection::outbox::{ConnId, Frame, Outbox};
 
 /// One node of a cluster: the first half of the socket ids it hands out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
+pub(crate) struct NodeId(pub(crate) u32);
 
 /// One app's channels.
 #[derive(Debug)]
-pub struct Hub {
+pub(crate) struct Hub {
     channels: ShardedMap<Arc<Channel>>,
     /// Signed-in users: server-to-user events, terminations, watchlists.
-    pub users: Users,
+    pub(crate) users: Users,
     /// Whether subscribers get `pusher_internal:subscription_count` (the app's setting, which a
     /// reload may change).
     send_counts: AtomicBool,
@@ -59,23 +61,23 @@ pub struct Hub {
 
 /// What a subscriber gets right after `subscription_succeeded`, and what changed on this node.
 #[derive(Debug)]
-pub struct Joined {
+pub(crate) struct Joined {
     /// On presence channels, the `subscription_succeeded` frame with the roster (the subscriber
     /// included); `None` on other kinds.
-    pub presence_snapshot: Option<String>,
+    pub(crate) presence_snapshot: Option<String>,
     /// On cache channels, the event to replay or a miss.
-    pub cache: CacheReplay,
+    pub(crate) cache: CacheReplay,
     /// The channel had no subscribers on this node before.
-    pub occupied: bool,
+    pub(crate) occupied: bool,
     /// This was the user's first connection to the presence channel on this node.
-    pub member_added: bool,
+    pub(crate) member_added: bool,
     /// The subscription count, if an update was sent to the subscribers.
-    pub count_sent: Option<usize>,
+    pub(crate) count_sent: Option<usize>,
 }
 
 /// The cached event a new subscriber of a cache channel receives.
 #[derive(Debug, PartialEq)]
-pub enum CacheReplay {
+pub(crate) enum CacheReplay {
     /// Not a cache channel.
     NotCached,
     /// The last event, to send as is.
@@ -86,7 +88,7 @@ pub enum CacheReplay {
 
 /// Why a subscription is refused by the hub.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
+pub(crate) enum JoinError {
     /// The presence channel already has the maximum number of members (cluster-wide).
     #[error("presence channel is full: {max} members at most")]
     PresenceFull {
@@ -97,49 +99,49 @@ pub enum JoinError {
 
 /// What changed on this node when a connection left a channel.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Left {
+pub(crate) struct Left {
     /// The channel has no subscribers on this node any more.
-    pub vacated: bool,
+    pub(crate) vacated: bool,
     /// The user whose last connection on this node this was, on presence channels.
-    pub member_removed: Option<String>,
+    pub(crate) member_removed: Option<String>,
     /// The subscription count, if an update was sent to the subscribers.
-    pub count_sent: Option<usize>,
+    pub(crate) count_sent: Option<usize>,
 }
 
 /// Counts and cache of one channel, for the REST read API.
 #[derive(Debug, Default, PartialEq)]
-pub struct ChannelInfo {
+pub(crate) struct ChannelInfo {
     /// Connections subscribed, on every node.
-    pub subscription_count: usize,
+    pub(crate) subscription_count: usize,
     /// Distinct presence users, on every node.
-    pub user_count: usize,
+    pub(crate) user_count: usize,
     /// The cached event's data and seconds left, on cache channels.
-    pub cache: Option<(String, u64)>,
+    pub(crate) cache: Option<(String, u64)>,
 }
 
 /// An occupied channel in the REST channel list.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Occupied {
+pub(crate) struct Occupied {
     /// The channel.
-    pub name: Box<str>,
+    pub(crate) name: Box<str>,
     /// Connections subscribed, on every node.
-    pub subscription_count: usize,
+    pub(crate) subscription_count: usize,
     /// Distinct presence users, on every node.
-    pub user_count: usize,
+    pub(crate) user_count: usize,
 }
 
 /// The connection a publisher asked to leave out of a broadcast (`socket_id` in a trigger).
 #[derive(Debug, Clone, Copy)]
-pub struct Except<'a> {
+pub(crate) struct Except<'a> {
     /// The socket id as the publisher gave it; it may belong to another node.
-    pub socket_id: &'a SocketId,
+    pub(crate) socket_id: &'a SocketId,
     /// Its connection, when it is on this node.
-    pub local: Option<ConnId>,
+    pub(crate) local: Option<ConnId>,
 }
 
 impl Hub {
     /// An empty hub telling `observer` what happens in it.
-    pub fn new(send_counts: bool, observer: Arc<dyn Observer>) -> Self {
+    pub(crate) fn new(send_counts: bool, observer: Arc<dyn Observer>) -> Self {
         Self {
             channels: ShardedMap::default(),
             users: Users::new(observer.clone()),
@@ -151,19 +153,19 @@ impl Hub {
     }
 
     /// Turn subscription counts on or off (the app's settings changed).
-    pub fn set_send_counts(&self, send_counts: bool) {
+    pub(crate) fn set_send_counts(&self, send_counts: bool) {
         self.send_counts.store(send_counts, Ordering::Relaxed);
     }
 
     /// Set the most members one presence channel may have.
-    pub fn set_max_members(&self, max: usize) {
+    pub(crate) fn set_max_members(&self, max: usize) {
         self.max_members.store(max, Ordering::Relaxed);
     }
 
     /// Subscribe a connection. `member` is its presence identity on presence channels. On success the
     /// other subscribers have been sent `member_added` (the user's first connection anywhere) and the
     /// new subscription count, and the caller sends `subscription_succeeded` then the cache replay.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         channel: &ChannelName,
         outbox: &Arc<Outbox>,
@@ -194,7 +196,7 @@ impl Hub {
     }
 
     /// Unsubscribe a connection; `None` if it was not subscribed.
-    pub fn unsubscribe(&self, channel: &str, conn: ConnId, now: Instant) -> Option<Left> {
+    pub(crate) fn unsubscribe(&self, channel: &str, conn: ConnId, now: Instant) -> Option<Left> {
         let kind = ChannelKind::of(channel);
         self.with_existing(channel, now, |state| {
             let subscriber = state.subscribers.remove(&conn)?;
@@ -223,7 +225,7 @@ impl Hub {
     /// Publish a REST event: queue it for every subscriber but `except`, remember it on cache
     /// channels, and tell the observer. Returns how many connections here got it. Nothing is encoded
     /// for a channel without subscribers unless the observer forwards events (a cluster).
-    pub fn publish(
+    pub(crate) fn publish(
         &self,
         channel: &ChannelName,
         event: &str,
@@ -265,7 +267,7 @@ impl Hub {
     }
 
     /// Relay a client event to every subscriber of its channel but the sender; returns how many got it.
-    pub fn relay(&self, sender: ConnId, event: Relayed<'_>) -> usize {
+    pub(crate) fn relay(&self, sender: ConnId, event: Relayed<'_>) -> usize {
         let Some(entry) = self.channels.get(event.channel) else { return 0 };
         let state = entry.lock();
         let delivered = state.broadcast(event.frame, Some(sender));
@@ -274,14 +276,14 @@ impl Hub {
     }
 
     /// Counts and cache of a channel (zeros when nobody is subscribed anywhere).
-    pub fn channel_info(&self, channel: &str, now: Instant) -> ChannelInfo {
+    pub(crate) fn channel_info(&self, channel: &str, now: Instant) -> ChannelInfo {
         self.channels.get(channel).map_or_else(ChannelInfo::default, |entry| info(&entry.lock(), now))
     }
 
     /// Every channel with at least one subscriber on some node whose name starts with `prefix`,
     /// sorted by name, with its counts. Server-to-user channels are never listed. Nothing but the
     /// names and two counts is copied, so a list of many channels costs little beyond its answer.
-    pub fn occupied_channels(&self, prefix: &str) -> Vec<Occupied> {
+    pub(crate) fn occupied_channels(&self, prefix: &str) -> Vec<Occupied> {
         let mut channels = self.channels.filter_map(|name, entry| {
             if !name.starts_with(prefix) {
                 return None;
@@ -299,7 +301,7 @@ impl Hub {
     }
 
     /// The user ids of a presence channel, cluster-wide.
-    pub fn users(&self, channel: &str) -> Vec<String> {
+    pub(crate) fn users(&self, channel: &str) -> Vec<String> {
         let Some(entry) = self.channels.get(channel) else { return Vec::new() };
         let state = entry.lock();
         let mut users: Vec<String> = state.roster.user_ids().map(str::to_owned).collect();
@@ -309,7 +311,7 @@ impl Hub {
 
     /// Send the subscription counts the throttle held back and that are now due; returns the
     /// channels and counts sent. Called every [`SMALL_CHANNEL_COUNT_INTERVAL`] by the node's ticker.
-    pub fn flush_deferred_counts(&self, now: Instant) -> Vec<(String, usize)> {
+    pub(crate) fn flush_deferred_counts(&self, now: Instant) -> Vec<(String, usize)> {
         let mut sent = Vec::new();
         let pending: Vec<Box<str>> = {
             let mut deferred = self.deferred_counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -334,7 +336,7 @@ impl Hub {
 
     /// Drop channels that have neither subscribers nor a live cached event. Called periodically,
     /// since an expired cache does not remove its channel by itself.
-    pub fn sweep(&self, now: Instant) {
+    pub(crate) fn sweep(&self, now: Instant) {
         for (name, entry) in self.channels.entries() {
             self.drop_if_idle(&name, &entry, now);
         }
@@ -406,7 +408,7 @@ impl Hub {
     }
 
     /// Number of channels held (occupied somewhere, or holding a cached event).
-    pub fn channel_count(&self) -> usize {
+    pub(crate) fn channel_count(&self) -> usize {
         self.channels.len()
     }
 

@@ -14,7 +14,7 @@ use crate::connection::outbox::Frame;
 
 /// Something that happened on this node.
 #[derive(Debug, Clone, Copy)]
-pub enum Transition<'a> {
+pub(crate) enum Transition<'a> {
     /// The channel got its first subscriber on this node.
     Occupied {
         /// The channel.
@@ -100,23 +100,23 @@ pub enum Transition<'a> {
 
 /// A client event on its way from its sender to the channel's other subscribers.
 #[derive(Debug, Clone, Copy)]
-pub struct Relayed<'a> {
+pub(crate) struct Relayed<'a> {
     /// The channel.
-    pub channel: &'a str,
+    pub(crate) channel: &'a str,
     /// The event name.
-    pub event: &'a str,
+    pub(crate) event: &'a str,
     /// The event data as sent.
-    pub data: Option<&'a RawJson>,
+    pub(crate) data: Option<&'a RawJson>,
     /// The encoded frame, shared with every recipient.
-    pub frame: &'a Frame,
+    pub(crate) frame: &'a Frame,
     /// The sender.
-    pub socket_id: &'a SocketId,
+    pub(crate) socket_id: &'a SocketId,
     /// The sender's user id, on presence channels.
-    pub user_id: Option<&'a str>,
+    pub(crate) user_id: Option<&'a str>,
 }
 
 /// Hears the hub's local transitions. Called with hub locks held: never wait, never call the hub.
-pub trait Observer: Send + Sync + std::fmt::Debug {
+pub(crate) trait Observer: Send + Sync + std::fmt::Debug {
     /// React to one transition.
     fn observe(&self, transition: Transition<'_>);
 
@@ -127,10 +127,12 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// An observer that ignores everything (tests, apps without webhooks).
+/// An observer that ignores everything.
+#[cfg(test)]
 #[derive(Debug, Default)]
-pub struct Ignore;
+pub(crate) struct Ignore;
 
+#[cfg(test)]
 impl Observer for Ignore {
     fn observe(&self, _: Transition<'_>) {}
 }

@@ -14,7 +14,7 @@ use super::NodeId;
 
 /// The members of a presence channel.
 #[derive(Debug, Default)]
-pub struct Roster {
+pub(crate) struct Roster {
     /// Boxed, and absent while empty: every channel has a roster, few channels are presence
     /// channels, and an empty map inline would cost every channel its 48 bytes (the extra
     /// allocation is paid by presence channels only).
@@ -40,11 +40,11 @@ impl Member {
 
 /// What a change did to a user's membership.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// It was the user's first connection on this node (or their last one left).
-    pub here: bool,
+    pub(crate) here: bool,
     /// The user was not a member anywhere before (or is not one anywhere now).
-    pub anywhere: bool,
+    pub(crate) anywhere: bool,
 }
 
 impl Roster {
@@ -70,7 +70,7 @@ impl Roster {
     }
 
     /// Add a connection of `user_id` on this node.
-    pub fn join(&mut self, user_id: &str, info: Option<&RawJson>) -> Change {
+    pub(crate) fn join(&mut self, user_id: &str, info: Option<&RawJson>) -> Change {
         match self.get_mut(user_id) {
             Some(member) => {
                 member.local += 1;
@@ -84,7 +84,7 @@ impl Roster {
     }
 
     /// Remove a connection of `user_id` on this node.
-    pub fn leave(&mut self, user_id: &str) -> Change {
+    pub(crate) fn leave(&mut self, user_id: &str) -> Change {
         let Some(member) = self.get_mut(user_id) else { return Change::default() };
         member.local = member.local.saturating_sub(1);
         let here = member.local == 0;
@@ -97,7 +97,7 @@ impl Roster {
 
     /// Another node reports its first connection of `user_id`. Returns true if the user was not a
     /// member anywhere before.
-    pub fn join_remote(&mut self, node: NodeId, user_id: &str, info: Option<&RawJson>) -> bool {
+    pub(crate) fn join_remote(&mut self, node: NodeId, user_id: &str, info: Option<&RawJson>) -> bool {
         match self.get_mut(user_id) {
             Some(member) => {
                 if !member.nodes.contains(&node) {
@@ -115,7 +115,7 @@ impl Roster {
 
     /// Another node reports that its last connection of `user_id` left. Returns true if the user is
     /// no longer a member anywhere.
-    pub fn leave_remote(&mut self, node: NodeId, user_id: &str) -> bool {
+    pub(crate) fn leave_remote(&mut self, node: NodeId, user_id: &str) -> bool {
         let Some(member) = self.get_mut(user_id) else { return false };
         member.nodes.retain(|n| *n != node);
         let gone = member.is_gone();
@@ -126,37 +126,37 @@ impl Roster {
     }
 
     /// The users `node` has in this channel.
-    pub fn users_on(&self, node: NodeId) -> Vec<String> {
+    pub(crate) fn users_on(&self, node: NodeId) -> Vec<String> {
         self.all().filter(|(_, m)| m.nodes.contains(&node)).map(|(id, _)| id.clone()).collect()
     }
 
     /// The users with a connection on this node, with their `user_info`.
-    pub fn local_members(&self) -> impl Iterator<Item = (&str, Option<&RawJson>)> {
+    pub(crate) fn local_members(&self) -> impl Iterator<Item = (&str, Option<&RawJson>)> {
         self.all().filter(|(_, m)| m.local > 0).map(|(id, m)| (id.as_str(), m.info.as_ref()))
     }
 
     /// Whether `user_id` is a member anywhere.
-    pub fn contains(&self, user_id: &str) -> bool {
+    pub(crate) fn contains(&self, user_id: &str) -> bool {
         self.members.as_ref().is_some_and(|members| members.contains_key(user_id))
     }
 
     /// Number of distinct users, cluster-wide.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members.as_ref().map_or(0, |members| members.len())
     }
 
     /// Whether nobody is a member anywhere.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.members.is_none()
     }
 
     /// Every member as (user id, `user_info` JSON text).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.all().map(|(id, m)| (id.as_str(), m.info.as_ref().map_or("null", RawJson::get)))
     }
 
     /// Every user id.
-    pub fn user_ids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn user_ids(&self) -> impl Iterator<Item = &str> {
         self.all().map(|(id, _)| id.as_str())
     }
 }

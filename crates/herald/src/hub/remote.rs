@@ -19,7 +19,7 @@ use crate::connection::outbox::{ConnId, Frame};
 
 /// A change made on another node.
 #[derive(Debug, Clone, Copy)]
-pub enum Remote<'a> {
+pub(crate) enum Remote<'a> {
     /// A REST event published there: queue it for the subscribers here (and keep it on cache
     /// channels).
     Event {
@@ -125,18 +125,18 @@ pub enum Remote<'a> {
 /// One node's contribution to an app: what it announces to the cluster and what the others keep of
 /// it.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Share {
+pub(crate) struct Share {
     /// Subscribers per channel (channels without subscribers are absent).
-    pub counts: BTreeMap<String, usize>,
+    pub(crate) counts: BTreeMap<String, usize>,
     /// Presence members per channel, with their `user_info`.
-    pub members: BTreeMap<String, BTreeMap<String, Option<RawJson>>>,
+    pub(crate) members: BTreeMap<String, BTreeMap<String, Option<RawJson>>>,
     /// Signed-in users.
-    pub users: BTreeSet<String>,
+    pub(crate) users: BTreeSet<String>,
 }
 
 impl Hub {
     /// Apply a change made on another node. Returns how many connections here were sent an event.
-    pub fn apply(&self, remote: Remote<'_>, now: Instant) -> usize {
+    pub(crate) fn apply(&self, remote: Remote<'_>, now: Instant) -> usize {
         match remote {
             Remote::Event { channel, frame, data, except } => self.deliver(channel, frame, data, except, now),
             Remote::ClientEvent { channel, frame } => {
@@ -187,7 +187,7 @@ impl Hub {
     }
 
     /// What this node contributes, for announcing it to the cluster.
-    pub fn local_share(&self) -> Share {
+    pub(crate) fn local_share(&self) -> Share {
         let mut share = Share::default();
         for (name, entry) in self.channels.entries() {
             let state = entry.lock();

@@ -15,7 +15,7 @@ type Shard<V> = Mutex<HashMap<Box<str>, V>>;
 
 /// A string-keyed map in [`SHARDS`] separately locked parts.
 #[derive(Debug)]
-pub struct ShardedMap<V> {
+pub(crate) struct ShardedMap<V> {
     shards: Box<[Shard<V>]>,
     hasher: RandomState,
 }
@@ -28,13 +28,13 @@ impl<V> Default for ShardedMap<V> {
 
 impl<V> ShardedMap<V> {
     /// Run `f` on the shard that holds `key`, with that shard locked.
-    pub fn with_shard<R>(&self, key: &str, f: impl FnOnce(&mut HashMap<Box<str>, V>) -> R) -> R {
+    pub(crate) fn with_shard<R>(&self, key: &str, f: impl FnOnce(&mut HashMap<Box<str>, V>) -> R) -> R {
         let index = self.hasher.hash_one(key) as usize % self.shards.len();
         f(&mut lock(&self.shards[index]))
     }
 
     /// A clone of the value at `key`.
-    pub fn get(&self, key: &str) -> Option<V>
+    pub(crate) fn get(&self, key: &str) -> Option<V>
     where
         V: Clone,
     {
@@ -42,7 +42,7 @@ impl<V> ShardedMap<V> {
     }
 
     /// Clones of every entry, taken shard by shard (so not one atomic snapshot of the whole map).
-    pub fn entries(&self) -> Vec<(Box<str>, V)>
+    pub(crate) fn entries(&self) -> Vec<(Box<str>, V)>
     where
         V: Clone,
     {
@@ -54,7 +54,7 @@ impl<V> ShardedMap<V> {
     }
 
     /// The keys of the entries `keep` accepts, taken shard by shard.
-    pub fn keys_where(&self, keep: impl Fn(&V) -> bool) -> Vec<Box<str>> {
+    pub(crate) fn keys_where(&self, keep: impl Fn(&V) -> bool) -> Vec<Box<str>> {
         let mut keys = Vec::new();
         for shard in self.shards.iter() {
             keys.extend(lock(shard).iter().filter(|(_, v)| keep(v)).map(|(k, _)| k.clone()));
@@ -64,7 +64,7 @@ impl<V> ShardedMap<V> {
 
     /// What `f` makes of each entry, taken shard by shard with that shard locked (so `f` must stay
     /// short), without copying the entries first.
-    pub fn filter_map<T>(&self, mut f: impl FnMut(&str, &V) -> Option<T>) -> Vec<T> {
+    pub(crate) fn filter_map<T>(&self, mut f: impl FnMut(&str, &V) -> Option<T>) -> Vec<T> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             out.extend(lock(shard).iter().filter_map(|(k, v)| f(k, v)));
@@ -73,7 +73,7 @@ impl<V> ShardedMap<V> {
     }
 
     /// Number of entries (counted shard by shard).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()
     }
 }

@@ -19,7 +19,7 @@ use crate::connection::outbox::{ConnId, Frame, Kill, Outbox};
 
 /// Every signed-in user of an app, and who watches whom.
 #[derive(Debug)]
-pub struct Users {
+pub(crate) struct Users {
     entries: ShardedMap<UserEntry>,
     observer: Arc<dyn Observer>,
 }
@@ -46,22 +46,22 @@ impl UserEntry {
 
 /// The watched users' status at sign-in.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct WatchlistStatus {
+pub(crate) struct WatchlistStatus {
     /// Watched users with at least one signed-in connection.
-    pub online: Vec<String>,
+    pub(crate) online: Vec<String>,
     /// The others.
-    pub offline: Vec<String>,
+    pub(crate) offline: Vec<String>,
 }
 
 impl Users {
     /// No users yet; sign-ins and user events are told to `observer`.
-    pub fn new(observer: Arc<dyn Observer>) -> Self {
+    pub(crate) fn new(observer: Arc<dyn Observer>) -> Self {
         Self { entries: ShardedMap::default(), observer }
     }
 
     /// Sign `outbox`'s connection in as `user_id`, watching `watchlist`. Returns the watched users'
     /// current status, which the caller sends after `signin_success`.
-    pub fn sign_in(&self, user_id: &str, outbox: &Arc<Outbox>, watchlist: &[String]) -> WatchlistStatus {
+    pub(crate) fn sign_in(&self, user_id: &str, outbox: &Arc<Outbox>, watchlist: &[String]) -> WatchlistStatus {
         let id = outbox.id();
         self.entries.with_shard(user_id, |shard| {
             let entry = shard.entry(user_id.into()).or_default();
@@ -80,7 +80,7 @@ impl Users {
 
     /// A connection signed in again as the same user: swap its watchlist. The user stays online
     /// throughout, so their watchers hear nothing.
-    pub fn rewatch(&self, outbox: &Arc<Outbox>, old: &[String], new: &[String]) -> WatchlistStatus {
+    pub(crate) fn rewatch(&self, outbox: &Arc<Outbox>, old: &[String], new: &[String]) -> WatchlistStatus {
         self.unwatch(outbox.id(), old);
         self.watch(outbox, new)
     }
@@ -100,7 +100,7 @@ impl Users {
     }
 
     /// Undo [`Self::sign_in`] (the connection closed or signed in again).
-    pub fn sign_out(&self, user_id: &str, conn: ConnId, watchlist: &[String]) {
+    pub(crate) fn sign_out(&self, user_id: &str, conn: ConnId, watchlist: &[String]) {
         self.entries.with_shard(user_id, |shard| {
             let Some(entry) = shard.get_mut(user_id) else { return };
             if entry.connections.remove(&conn).is_some() && entry.connections.is_empty() {
@@ -130,7 +130,7 @@ impl Users {
 
     /// Queue a server-to-user event for every connection signed in as `user_id` here, and tell the
     /// observer (the user may be connected to other nodes too). Returns how many got it here.
-    pub fn publish(&self, user_id: &str, frame: &Frame, except: Option<Except<'_>>) -> usize {
+    pub(crate) fn publish(&self, user_id: &str, frame: &Frame, except: Option<Except<'_>>) -> usize {
         self.entries.with_shard(user_id, |shard| {
             let delivered = shard.get(user_id).map_or(0, |entry| deliver(entry, frame, except.and_then(|e| e.local)));
             let except = except.map(|except| except.socket_id);
@@ -141,19 +141,19 @@ impl Users {
 
     /// Close every connection signed in as `user_id` here (the app's `terminate_connections`), and
     /// tell the observer; returns how many there were here.
-    pub fn terminate(&self, user_id: &str) -> usize {
+    pub(crate) fn terminate(&self, user_id: &str) -> usize {
         let closed = self.kill(user_id);
         self.observer.observe(Transition::Terminated { user_id });
         closed
     }
 
     /// Queue an event another node published for `user_id`; returns how many got it.
-    pub fn deliver(&self, user_id: &str, frame: &Frame, except: Option<ConnId>) -> usize {
+    pub(crate) fn deliver(&self, user_id: &str, frame: &Frame, except: Option<ConnId>) -> usize {
         self.entries.with_shard(user_id, |shard| shard.get(user_id).map_or(0, |entry| deliver(entry, frame, except)))
     }
 
     /// Close this node's connections of `user_id` (terminated on another node); returns how many.
-    pub fn kill(&self, user_id: &str) -> usize {
+    pub(crate) fn kill(&self, user_id: &str) -> usize {
         self.entries.with_shard(user_id, |shard| {
             let Some(entry) = shard.get(user_id) else { return 0 };
             for outbox in entry.connections.values() {
@@ -164,7 +164,7 @@ impl Users {
     }
 
     /// `node` signed `user_id` in for the first time there.
-    pub fn sign_in_remote(&self, node: NodeId, user_id: &str) {
+    pub(crate) fn sign_in_remote(&self, node: NodeId, user_id: &str) {
         self.entries.with_shard(user_id, |shard| {
             let entry = shard.entry(user_id.into()).or_default();
             let came_online = !entry.is_online();
@@ -178,7 +178,7 @@ impl Users {
     }
 
     /// `node` has no connection signed in as `user_id` any more.
-    pub fn sign_out_remote(&self, node: NodeId, user_id: &str) {
+    pub(crate) fn sign_out_remote(&self, node: NodeId, user_id: &str) {
         self.entries.with_shard(user_id, |shard| {
             let Some(entry) = shard.get_mut(user_id) else { return };
             let was_online = entry.is_online();
@@ -193,7 +193,7 @@ impl Users {
     }
 
     /// Make `node`'s signed-in users exactly `users`.
-    pub fn replace_node(&self, node: NodeId, users: &BTreeSet<String>) {
+    pub(crate) fn replace_node(&self, node: NodeId, users: &BTreeSet<String>) {
         for user_id in self.entries.keys_where(|entry| entry.nodes.contains(&node)) {
             if !users.contains(&*user_id) {
                 self.sign_out_remote(node, &user_id);
@@ -205,13 +205,13 @@ impl Users {
     }
 
     /// The users signed in on this node.
-    pub fn local_users(&self) -> BTreeSet<String> {
+    pub(crate) fn local_users(&self) -> BTreeSet<String> {
         self.entries.keys_where(|entry| !entry.connections.is_empty()).into_iter().map(String::from).collect()
     }
 
     /// Whether at least one connection is signed in as `user_id`, on any node.
     #[cfg(test)]
-    pub fn is_online(&self, user_id: &str) -> bool {
+    pub(crate) fn is_online(&self, user_id: &str) -> bool {
         self.entries.with_shard(user_id, |shard| shard.get(user_id).is_some_and(UserEntry::is_online))
     }
 }

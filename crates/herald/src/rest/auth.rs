@@ -13,7 +13,7 @@ use crate::apps::{App, AppStore};
 /// Authenticate a request's query for app `app_id`, or, when the path carries no app id (the Python
 /// SDK's `terminate_connections` path), for the app named by `auth_key`. Nothing is read from the
 /// body yet, so forged requests cost no body buffering.
-pub fn authenticate(
+pub(crate) fn authenticate(
     apps: &AppStore,
     app_id: Option<&str>,
     method: &str,
@@ -42,11 +42,11 @@ pub fn authenticate(
 }
 
 /// Check the body against the `body_md5` the authenticated query signed.
-pub fn check_body(params: &QueryParams, body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn check_body(params: &QueryParams, body: &[u8]) -> Result<(), ApiError> {
     verify_body(params, body).map_err(ApiError::from)
 }
 
 /// The error for an app id no app has.
-pub fn unknown_app(id: &str) -> ApiError {
+pub(crate) fn unknown_app(id: &str) -> ApiError {
     ApiError::NotFound(format!("unknown app id {:?}", excerpt(id, 64)))
 }

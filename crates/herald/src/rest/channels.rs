@@ -17,7 +17,7 @@ use crate::apps::App;
 
 /// `GET /channels`: occupied channels, optionally filtered by prefix, with `user_count` on request
 /// (presence prefixes only).
-pub fn list(app: &App, params: &QueryParams) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn list(app: &App, params: &QueryParams) -> Result<Response<Full<Bytes>>, ApiError> {
     let prefix = params.get("filter_by_prefix").unwrap_or("");
     let info = info(params)?;
     if info.user_count && !prefix.starts_with("presence-") {
@@ -52,7 +52,7 @@ pub fn list(app: &App, params: &QueryParams) -> Result<Response<Full<Bytes>>, Ap
 }
 
 /// `GET /channels/{name}`: `occupied`, plus the requested counts and cache.
-pub fn show(app: &App, name: &str, params: &QueryParams) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn show(app: &App, name: &str, params: &QueryParams) -> Result<Response<Full<Bytes>>, ApiError> {
     let channel = channel_name(name)?;
     let info = info(params)?;
     if info.user_count && !channel.kind().is_presence() {
@@ -75,7 +75,7 @@ pub fn show(app: &App, name: &str, params: &QueryParams) -> Result<Response<Full
 }
 
 /// `GET /channels/{name}/users`: the distinct user ids of a presence channel.
-pub fn users(app: &App, name: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn users(app: &App, name: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let channel = channel_name(name)?;
     if !channel.kind().is_presence() {
         return Err(ApiError::BadRequest("users are only available on presence channels".into()));

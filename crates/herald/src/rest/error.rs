@@ -8,7 +8,7 @@ use pusher_wire::error::{RestAuthError, TriggerError};
 
 /// A failed REST request.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// No such endpoint, app or resource.
     #[error("{0}")]
     NotFound(String),
@@ -48,7 +48,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -62,7 +62,7 @@ impl ApiError {
     }
 
     /// The response: the status and `{"error": "…"}`.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
         tracing::debug!(status = self.status().as_u16(), error = %self, "rest request refused");
         let body = serde_json::json!({ "error": self.to_string() }).to_string();
         super::json(self.status(), body)

@@ -19,7 +19,7 @@ use crate::hub::Except;
 use crate::node::Node;
 
 /// Trigger one event on one or more channels.
-pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
     let trigger = Trigger::parse(body, &app.config().trigger_limits())?;
     within_event_limit(app, node, trigger.channels.len())?;
     let except = trigger.socket_id.as_ref().map(|socket_id| except(node, socket_id));
@@ -39,7 +39,7 @@ pub fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Byte
 }
 
 /// Trigger up to ten events, each on its own channel.
-pub fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
     let events = BatchEvent::parse_batch(body, &app.config().trigger_limits())?;
     within_event_limit(app, node, events.len())?;
     let now = Instant::now();

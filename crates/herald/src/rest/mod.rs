@@ -3,10 +3,10 @@
 //! 4xx status and a JSON body; every success is 200 with a JSON body (the PHP SDK accepts nothing
 //! else).
 
-pub mod auth;
-pub mod channels;
-pub mod error;
-pub mod events;
+pub(crate) mod auth;
+pub(crate) mod channels;
+pub(crate) mod error;
+pub(crate) mod events;
 
 use std::sync::Arc;
 
@@ -75,7 +75,7 @@ fn max_body_bytes(event_limit: usize) -> usize {
 
 /// The most any REST request body may be, whatever the apps' event limits: 20 MiB (ten events of
 /// the largest allowed size, 1 MiB, each doubled by escaping).
-pub const MAX_BODY_BYTES: usize = 20 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 20 << 20;
 
 /// A request body must arrive within this long, so a client trickling one in cannot hold a task
 /// and its buffer forever.
@@ -83,7 +83,7 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Answer a REST request, and log one line for it (target `herald::access`: method, path without
 /// the query string, status, duration, app id; never a key, secret or signature).
-pub async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
+pub(crate) async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -139,12 +139,12 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
 }
 
 /// A 200 response with a JSON body.
-pub fn ok(body: String) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn ok(body: String) -> Result<Response<Full<Bytes>>, ApiError> {
     Ok(json(StatusCode::OK, body))
 }
 
 /// A response with a JSON body.
-pub fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -31,26 +31,26 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Requests waiting, on the wire or between retries, across every endpoint.
-pub const MAX_OUTSTANDING: usize = 10_000;
+pub(crate) const MAX_OUTSTANDING: usize = 10_000;
 /// Requests waiting, on the wire or between retries, for one endpoint.
-pub const MAX_OUTSTANDING_PER_ENDPOINT: usize = 2_000;
+pub(crate) const MAX_OUTSTANDING_PER_ENDPOINT: usize = 2_000;
 /// Requests on the wire at once.
-pub const MAX_CONCURRENT: usize = 64;
+pub(crate) const MAX_CONCURRENT: usize = 64;
 /// Requests on the wire at once to one endpoint.
-pub const MAX_CONCURRENT_PER_ENDPOINT: usize = 8;
+pub(crate) const MAX_CONCURRENT_PER_ENDPOINT: usize = 8;
 /// Idle keep-alive connections kept per endpoint.
-pub const MAX_IDLE_PER_ENDPOINT: usize = 8;
+pub(crate) const MAX_IDLE_PER_ENDPOINT: usize = 8;
 /// A failing webhook is retried until this long after its event (as Pusher does).
-pub const RETRY_WINDOW: Duration = Duration::from_secs(pusher_wire::limits::WEBHOOK_RETRY_WINDOW_SECS);
+pub(crate) const RETRY_WINDOW: Duration = Duration::from_secs(pusher_wire::limits::WEBHOOK_RETRY_WINDOW_SECS);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle keep-alive connection is closed after this long.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A webhook URL, checked once at start, with its own share of the delivery slots.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     authority: String,
     /// The whole URL, as requests are sent to it.
     uri: String,
@@ -60,7 +60,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parse `http://host[:port][/path]` or `https://…`.
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err("the URL must start with http:// or https://".into());
@@ -83,7 +83,7 @@ impl Endpoint {
 
 /// The TLS settings of https endpoints: the public web's root certificates, plus the certificates
 /// in `extra_roots` (a PEM file) for endpoints behind a private CA.
-pub fn tls_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn tls_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_roots {
@@ -110,22 +110,22 @@ pub fn tls_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>, Strin
 
 /// One webhook request: some events of one app for one endpoint.
 #[derive(Debug)]
-pub struct Request {
+pub(crate) struct Request {
     /// Where to.
-    pub endpoint: Arc<Endpoint>,
+    pub(crate) endpoint: Arc<Endpoint>,
     /// The app key (`X-Pusher-Key`).
-    pub key: Arc<str>,
+    pub(crate) key: Arc<str>,
     /// The app secret that signs the body.
-    pub secret: Arc<str>,
+    pub(crate) secret: Arc<str>,
     /// The events.
-    pub events: Vec<WebhookEvent>,
+    pub(crate) events: Vec<WebhookEvent>,
     /// When it was handed over; retries stop [`RETRY_WINDOW`] after it.
-    pub created: Instant,
+    pub(crate) created: Instant,
 }
 
 /// The delivery service: cheap to clone, shared by the dispatcher.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     inner: Arc<Inner>,
 }
 
@@ -141,13 +141,13 @@ struct Inner {
 
 /// What delivery counts, for `/metrics`.
 #[derive(Debug, Clone, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Events delivered (2xx).
-    pub delivered: Counter,
+    pub(crate) delivered: Counter,
     /// Events given up on after retrying, or dropped because too many were outstanding.
-    pub failed: Counter,
+    pub(crate) failed: Counter,
     /// Attempts that failed and were retried.
-    pub retried: Counter,
+    pub(crate) retried: Counter,
 }
 
 /// Why one attempt failed.
@@ -164,7 +164,12 @@ enum AttemptError {
 impl Delivery {
     /// A delivery service whose tasks run on `tracker` and stop retrying on `shutdown`; https
     /// endpoints are verified with `tls`.
-    pub fn new(tracker: TaskTracker, shutdown: CancellationToken, counters: Counters, tls: Arc<ClientConfig>) -> Self {
+    pub(crate) fn new(
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        counters: Counters,
+        tls: Arc<ClientConfig>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client: client(tls),
@@ -178,7 +183,7 @@ impl Delivery {
     }
 
     /// Deliver in the background; never waits.
-    pub fn send(&self, request: Request) {
+    pub(crate) fn send(&self, request: Request) {
         let slots = request
             .endpoint
             .outstanding

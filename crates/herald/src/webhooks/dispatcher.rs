@@ -21,7 +21,7 @@ use super::{Job, Timing};
 use crate::config::AppConfig;
 
 /// `cache_miss` is sent at most once per channel within this window.
-pub const CACHE_MISS_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const CACHE_MISS_WINDOW: Duration = Duration::from_secs(10);
 /// How often delayed events and batches are checked.
 const TICK: Duration = Duration::from_millis(100);
 /// Most events in one batched request.
@@ -37,7 +37,7 @@ type Slot = (Instant, u64);
 /// each tick looks only at what is due (a reconnect storm holding thousands of removals costs
 /// per change, not per tick).
 #[derive(Debug, Default)]
-pub struct DelayTable {
+pub(crate) struct DelayTable {
     delay: Duration,
     /// The held events, and their place in `queue`.
     pending: HashMap<HeldKey, (WebhookEvent, Slot)>,
@@ -52,12 +52,12 @@ pub struct DelayTable {
 
 impl DelayTable {
     /// A table holding removals for `delay`.
-    pub fn new(delay: Duration) -> Self {
+    pub(crate) fn new(delay: Duration) -> Self {
         Self { delay, ..Self::default() }
     }
 
     /// Take in an event that happened at `at`; returns it if it is to be sent now.
-    pub fn accept(&mut self, app: &Arc<str>, event: WebhookEvent, at: Instant) -> Option<WebhookEvent> {
+    pub(crate) fn accept(&mut self, app: &Arc<str>, event: WebhookEvent, at: Instant) -> Option<WebhookEvent> {
         let channel = event.channel().to_owned();
         match &event {
             WebhookEvent::ChannelVacated { .. } => {
@@ -111,7 +111,7 @@ impl DelayTable {
     }
 
     /// The held events due at `now` (all of them when `now` is `None`), oldest first.
-    pub fn due(&mut self, now: Option<Instant>) -> Vec<(Arc<str>, WebhookEvent)> {
+    pub(crate) fn due(&mut self, now: Option<Instant>) -> Vec<(Arc<str>, WebhookEvent)> {
         let mut due = Vec::new();
         while let Some(entry) = self.queue.first_entry() {
             if now.is_some_and(|now| entry.key().0 > now) {
@@ -147,7 +147,7 @@ struct AppHooks {
 
 /// The dispatcher task's state.
 #[derive(Debug)]
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     apps: HashMap<Arc<str>, AppHooks>,
     table: DelayTable,
     delivery: Delivery,
@@ -155,7 +155,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for `apps`, holding removals for `delay`, delivering through `delivery`.
-    pub fn new(apps: &[AppConfig], delay: Duration, delivery: Delivery) -> Self {
+    pub(crate) fn new(apps: &[AppConfig], delay: Duration, delivery: Delivery) -> Self {
         let mut dispatcher = Self { apps: HashMap::new(), table: DelayTable::new(delay), delivery };
         dispatcher.configure(apps);
         dispatcher
@@ -163,7 +163,7 @@ impl Dispatcher {
 
     /// Follow the apps' settings (at start, and after each reload). Events an app has waiting for
     /// its batch stay with it.
-    pub fn configure(&mut self, apps: &[AppConfig]) {
+    pub(crate) fn configure(&mut self, apps: &[AppConfig]) {
         let mut old = std::mem::take(&mut self.apps);
         for app in apps.iter().filter(|app| !app.webhooks.is_empty()) {
             let id: Arc<str> = app.id.as_str().into();
@@ -187,7 +187,7 @@ impl Dispatcher {
     /// Run until `shutdown` and until every task in `producers` has ended (the connections, whose
     /// leaving emits the last removals, then the cluster link); then send what is held, without
     /// waiting for the delay, and stop.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut jobs: mpsc::Receiver<Job>,
         mut configs: watch::Receiver<Vec<AppConfig>>,

@@ -6,8 +6,8 @@
 //! owns the 3-second delay of removals, batching, and hands requests to [`delivery`], which retries
 //! with backoff for up to five minutes.
 
-pub mod delivery;
-pub mod dispatcher;
+pub(crate) mod delivery;
+pub(crate) mod dispatcher;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -22,24 +22,24 @@ use crate::hub::{Observer, Transition};
 use crate::node::Node;
 
 /// How many events may wait for the dispatcher before new ones are dropped (and counted).
-pub const QUEUE: usize = 64 * 1024;
+pub(crate) const QUEUE: usize = 64 * 1024;
 
 /// One event on its way to the dispatcher.
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     /// The app it belongs to.
-    pub app_id: Arc<str>,
+    pub(crate) app_id: Arc<str>,
     /// The event.
-    pub event: WebhookEvent,
+    pub(crate) event: WebhookEvent,
     /// When it happened.
-    pub at: Instant,
+    pub(crate) at: Instant,
     /// Whether the dispatcher still decides when it goes out.
-    pub timing: Timing,
+    pub(crate) timing: Timing,
 }
 
 /// Who decides when a webhook event is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timing {
+pub(crate) enum Timing {
     /// The dispatcher: removals wait out the delay, and a return within it cancels both.
     Delayable,
     /// Decided already (by the cluster, which served the delay itself): send it as it is.
@@ -49,7 +49,7 @@ pub enum Timing {
 /// An app's way to emit webhook events. Cheap when the app has no endpoint for an event kind: the
 /// event is not even built. Clones share one state, which a reload of the app's settings changes.
 #[derive(Debug, Clone)]
-pub struct Webhooks {
+pub(crate) struct Webhooks {
     inner: Arc<Inner>,
 }
 
@@ -66,7 +66,7 @@ struct Inner {
 
 impl Webhooks {
     /// The handle of an app, sending into the dispatcher's queue.
-    pub fn new(app: &AppConfig, sender: mpsc::Sender<Job>, dropped: Counter) -> Self {
+    pub(crate) fn new(app: &AppConfig, sender: mpsc::Sender<Job>, dropped: Counter) -> Self {
         let inner = Inner {
             app_id: app.id.as_str().into(),
             wanted: AtomicU8::new(wanted(app)),
@@ -77,8 +77,9 @@ impl Webhooks {
         Self { inner: Arc::new(inner) }
     }
 
-    /// A handle that emits nothing (tests).
-    pub fn disabled() -> Self {
+    /// A handle that emits nothing.
+    #[cfg(test)]
+    pub(crate) fn disabled() -> Self {
         let inner = Inner {
             app_id: "".into(),
             wanted: AtomicU8::new(0),
@@ -90,30 +91,30 @@ impl Webhooks {
     }
 
     /// Follow the app's new settings (its endpoints may want other kinds now).
-    pub fn configure(&self, app: &AppConfig) {
+    pub(crate) fn configure(&self, app: &AppConfig) {
         self.inner.wanted.store(wanted(app), Ordering::Relaxed);
     }
 
     /// Whether any endpoint wants events of `kind`.
-    pub fn wants(&self, kind: WebhookKind) -> bool {
+    pub(crate) fn wants(&self, kind: WebhookKind) -> bool {
         self.inner.wanted.load(Ordering::Relaxed) & bit(kind) != 0
     }
 
     /// Emit an event of `kind`, built by `event` only if some endpoint wants it. Never waits: when
     /// the queue is full the event is dropped and counted.
-    pub fn emit(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
+    pub(crate) fn emit(&self, kind: WebhookKind, event: impl FnOnce() -> WebhookEvent) {
         self.send(kind, event, Timing::Delayable);
     }
 
     /// Emit an event whose timing is already decided (cluster-wide transitions): no delay, no
     /// cancellation.
-    pub fn emit_decided(&self, event: WebhookEvent) {
+    pub(crate) fn emit_decided(&self, event: WebhookEvent) {
         self.send(event.kind(), || event, Timing::Decided);
     }
 
     /// The webhooks a node decides alone, even in a cluster: `subscription_count` (its own
     /// changes), `client_event` (its own senders) and `cache_miss`.
-    pub fn observe_node_local(&self, transition: Transition<'_>) {
+    pub(crate) fn observe_node_local(&self, transition: Transition<'_>) {
         match transition {
             Transition::CountSent { channel, count } => {
                 self.emit(WebhookKind::SubscriptionCount, || WebhookEvent::SubscriptionCount {
@@ -185,7 +186,7 @@ impl Observer for Webhooks {
 
 /// Start the dispatcher (and its delivery service) on the node's background tracker; it drains
 /// `jobs` until the node's connections are gone after shutdown.
-pub fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
+pub(crate) fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
     let tls = delivery::tls_config(node.config.webhook_ca_file.as_deref()).unwrap_or_else(|why| {
         // Config::validate has read this file already; only a file changed since lands here.
         tracing::warn!(%why, "webhook_ca_file unusable; https webhooks trust the public roots only");

@@ -52,8 +52,8 @@ impl TestCerts {
         std::fs::write(&self.key, key.serialize_pem()).expect("write the key");
     }
 
-    pub fn files(&self) -> herald::tls::TlsFiles {
-        herald::tls::TlsFiles { cert: self.cert.clone(), key: self.key.clone() }
+    pub fn files(&self) -> herald::TlsFiles {
+        herald::TlsFiles { cert: self.cert.clone(), key: self.key.clone() }
     }
 
     /// A TLS client that trusts this CA only.
