@@ -169,6 +169,22 @@ impl Rest {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// A signed `GET /apps/{id}/{endpoint}` with `params`; returns the status and the body.
+    pub async fn get_signed(&mut self, endpoint: &str, params: &[(&str, &str)]) -> anyhow::Result<(u16, Bytes)> {
+        let path = format!("/apps/{APP_ID}/{endpoint}");
+        let query = signed_query(KEY, SECRET, "GET", &path, params, b"", now_us() / 1_000_000);
+        let request = hyper::Request::get(format!("{path}?{query}"))
+            .header("host", self.addr.to_string())
+            .body(Full::default())?;
+        self.sender.ready().await?;
+        let response = tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
+            .await
+            .context("request timed out")??;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
     async fn post(&mut self, endpoint: &str, body: String) -> anyhow::Result<u16> {
         let path = format!("/apps/{APP_ID}/{endpoint}");
         let query = signed_query(KEY, SECRET, "POST", &path, &[], body.as_bytes(), now_us() / 1_000_000);

@@ -33,6 +33,8 @@ pub struct ProcStats {
     pub cpu_us: u64,
     /// Resident set size, in KiB.
     pub rss_kib: u64,
+    /// The highest resident set size the process ever had (VmHWM), in KiB.
+    pub peak_rss_kib: u64,
 }
 
 impl Target {
@@ -163,7 +165,7 @@ fn which(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-/// Read `/proc/{pid}/stat` (utime + stime) and `/proc/{pid}/status` (VmRSS).
+/// Read `/proc/{pid}/stat` (utime + stime) and `/proc/{pid}/status` (VmRSS, VmHWM).
 pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name start at field 3 (state); utime and stime are
@@ -171,11 +173,12 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())?;
-    Some(ProcStats { cpu_us: ticks * 1_000_000 / clock_ticks_per_second(), rss_kib })
+    let kib = |field: &str| -> Option<u64> {
+        status.lines().find_map(|line| line.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    let rss_kib = kib("VmRSS:")?;
+    let peak_rss_kib = kib("VmHWM:").unwrap_or(rss_kib);
+    Some(ProcStats { cpu_us: ticks * 1_000_000 / clock_ticks_per_second(), rss_kib, peak_rss_kib })
 }
 
 fn clock_ticks_per_second() -> u64 {

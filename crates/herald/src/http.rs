@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
@@ -14,14 +14,14 @@ use crate::rest::error::ApiError;
 use crate::{rest, upgrade};
 
 /// Answer one request.
-pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<rest::Body>, Infallible> {
     let path = request.uri().path();
     if path.starts_with("/apps/") || path.starts_with("/users/") {
         return Ok(rest::handle(request, &node).await);
     }
     if let Some(key) = websocket_app_key(path) {
         let key = key.to_owned();
-        return Ok(upgrade::upgrade(request, &key, &node));
+        return Ok(upgrade::upgrade(request, &key, &node).map(Either::Left));
     }
     Ok(match (request.method(), path) {
         // 503 once shutting down, so a load balancer stops sending clients here.
@@ -31,7 +31,8 @@ pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result
         (&Method::GET | &Method::HEAD, "/" | "/up") => rest::json(hyper::StatusCode::OK, r#"{"ok":true}"#.into()),
         (&Method::GET, "/metrics") if node.config.metrics_addr.is_none() => metrics(&node),
         _ => ApiError::NotFound("no such endpoint".into()).into_response(),
-    })
+    }
+    .map(Either::Left))
 }
 
 /// `GET /metrics`: OpenMetrics text, for Prometheus.

@@ -175,3 +175,68 @@ async fn channel_listing_is_an_object_even_when_empty() {
     assert_error(&server.rest().get("/channels/bad%20name", &[]).await, 400, "invalid channel");
     assert_eq!(APP_ID, "1");
 }
+
+/// Split a raw HTTP/1.1 response into its head and the chunks of its chunked body.
+fn chunks_of(response: &[u8]) -> (String, Vec<Vec<u8>>) {
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("end of the response head");
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    let mut rest = &response[split + 4..];
+    let mut chunks = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|hex| usize::from_str_radix(hex.trim(), 16).ok())
+            .expect("chunk size");
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return (head, chunks);
+        }
+        chunks.push(rest[..size].to_vec());
+        rest = &rest[size + 2..];
+    }
+}
+
+#[tokio::test]
+async fn a_long_channel_listing_is_streamed_in_chunks_and_lists_every_channel_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start().await;
+    // 2,100 channels with long names, over three connections (1,000 subscriptions each at most);
+    // one channel is shared, so it must appear once with two subscribers.
+    let name = |c: usize, i: usize| format!("listing-{c}-{i}-{}", "x".repeat(100));
+    let mut clients = Vec::new();
+    for c in 0..3 {
+        let mut client = server.connect().await;
+        for i in 0..700 {
+            client.send(json!({"event": "pusher:subscribe", "data": {"channel": name(c, i)}})).await;
+        }
+        client.send(json!({"event": "pusher:subscribe", "data": {"channel": "shared"}})).await;
+        let mut confirmed = 0;
+        while confirmed < 701 {
+            if client.recv().await["event"] == "pusher_internal:subscription_succeeded" {
+                confirmed += 1;
+            }
+        }
+        clients.push(client);
+    }
+    let path = "/apps/1/channels";
+    let query = signed_query(KEY, SECRET, "GET", path, &[("info", "subscription_count")], b"", now());
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!("GET {path}?{query} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send the request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read the response");
+    let (head, chunks) = chunks_of(&response);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked") && head.contains("content-type: application/json"), "{head}");
+    assert!(chunks.len() > 4, "a 250 KB answer in {} chunks: not streamed", chunks.len());
+    let body: Value = serde_json::from_slice(&chunks.concat()).expect("the chunks make one JSON object");
+    let listed = body["channels"].as_object().expect("channels is an object");
+    assert_eq!(listed.len(), 2_101);
+    assert_eq!(listed["shared"], json!({"subscription_count": 3}));
+    assert_eq!(listed[&name(2, 699)], json!({"subscription_count": 1}));
+    // A prefix that matches a few channels is still one well-formed object.
+    let reply = server.rest().get("/channels", &[("filter_by_prefix", "listing-1-69")]).await;
+    assert_eq!(reply.body["channels"].as_object().map(|c| c.len()), Some(11), "{}", reply.text);
+}

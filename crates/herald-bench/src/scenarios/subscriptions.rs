@@ -1,6 +1,7 @@
 //! `subscriptions`: what holding subscriptions costs the server. C clients each subscribe to S
 //! channels of their own (the most a connection may hold is 1,000), so every subscription is also a
-//! channel; RSS and CPU per subscription, then RSS once they all unsubscribed.
+//! channel; RSS and CPU per subscription, what `GET /channels` listing all of them costs, then RSS
+//! once they all unsubscribed.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{cpu_between, cpu_row};
-use crate::client::{self, next_json};
+use crate::client::{self, Rest, next_json};
 use crate::server::Target;
 use crate::stats::{Report, round};
 
@@ -62,6 +63,7 @@ pub async fn run(target: &Target, clients: usize, per_client: usize) -> anyhow::
         report.row("server RSS per subscription", round(per, 0), "bytes");
     }
     cpu_row(&mut report, "server CPU per subscription", cpu_between(before, after), total);
+    list_channels(target, &mut report, total).await?;
     for (i, mut client) in subscribed {
         for j in 0..per_client {
             let frame = json!({"event": "pusher:unsubscribe", "data": {"channel": format!("s-{i}-{j}")}});
@@ -75,4 +77,27 @@ pub async fn run(target: &Target, clients: usize, per_client: usize) -> anyhow::
         report.row("server RSS after all unsubscribed", released.rss_kib, "KiB");
     }
     Ok(report)
+}
+
+/// `GET /apps/{id}/channels?info=subscription_count` while every channel is occupied: its size, how
+/// long the whole answer took, and how far it raised the server's peak RSS (VmHWM; zero when the
+/// listing stayed below the peak the subscriptions had already reached).
+async fn list_channels(target: &Target, report: &mut Report, channels: u64) -> anyhow::Result<()> {
+    let mut rest = Rest::connect(target.addr).await?;
+    let before = target.stats();
+    let started = Instant::now();
+    let (status, body) = rest.get_signed("channels", &[("info", "subscription_count")]).await?;
+    let elapsed = started.elapsed();
+    let after = target.stats();
+    anyhow::ensure!(status == 200, "GET /channels answered {status}");
+    let listed = serde_json::from_slice::<serde_json::Value>(&body)?["channels"].as_object().map_or(0, |c| c.len());
+    anyhow::ensure!(listed as u64 == channels, "GET /channels listed {listed} of {channels} channels");
+    report.row("GET /channels: channels listed", listed as u64, "channels");
+    report.row("GET /channels: body", body.len() as u64 / 1024, "KiB");
+    report.row("GET /channels: time to the whole body", round(elapsed.as_secs_f64() * 1e3, 1), "ms");
+    if let (Some(before), Some(after)) = (before, after) {
+        let raised = after.peak_rss_kib.saturating_sub(before.peak_rss_kib.max(before.rss_kib));
+        report.row("GET /channels: server peak RSS raised by", raised, "KiB");
+    }
+    Ok(())
 }

@@ -121,9 +121,9 @@ pub(crate) struct ChannelInfo {
 
 /// An occupied channel in the REST channel list.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Occupied {
+pub(crate) struct Occupied<'a> {
     /// The channel.
-    pub(crate) name: Box<str>,
+    pub(crate) name: &'a str,
     /// Connections subscribed, on every node.
     pub(crate) subscription_count: usize,
     /// Distinct presence users, on every node.
@@ -280,24 +280,26 @@ impl Hub {
         self.channels.get(channel).map_or_else(ChannelInfo::default, |entry| info(&entry.lock(), now))
     }
 
-    /// Every channel with at least one subscriber on some node whose name starts with `prefix`,
-    /// sorted by name, with its counts. Server-to-user channels are never listed. Nothing but the
-    /// names and two counts is copied, so a list of many channels costs little beyond its answer.
-    pub(crate) fn occupied_channels(&self, prefix: &str) -> Vec<Occupied> {
-        let mut channels = self.channels.filter_map(|name, entry| {
+    /// How many parts [`occupied_in_part`](Self::occupied_in_part) divides the channels into.
+    pub(crate) fn parts(&self) -> usize {
+        self.channels.shard_count()
+    }
+
+    /// The channels of one part with at least one subscriber on some node and a name starting with
+    /// `prefix`, in no order, each passed to `f` with its part locked (so `f` must stay short).
+    /// Listing part by part lets a caller hold one part's answer at a time, and no lock between
+    /// parts. Server-to-user channels are never listed.
+    pub(crate) fn occupied_in_part(&self, part: usize, prefix: &str, mut f: impl FnMut(Occupied<'_>)) {
+        self.channels.for_each_in_shard(part, |name, entry| {
             if !name.starts_with(prefix) {
-                return None;
+                return;
             }
             let state = entry.lock();
             let subscription_count = state.total();
-            (subscription_count > 0).then(|| Occupied {
-                name: name.into(),
-                subscription_count,
-                user_count: state.roster.len(),
-            })
+            if subscription_count > 0 {
+                f(Occupied { name, subscription_count, user_count: state.roster.len() });
+            }
         });
-        channels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        channels
     }
 
     /// The user ids of a presence channel, cluster-wide.
@@ -804,7 +806,9 @@ mod tests {
         let c = channel("c");
         hub.apply(Remote::Count { node: NodeId(7), channel: &c, subscribers: 3 }, later(0));
         assert_eq!(hub.channel_info("c", later(0)).subscription_count, 3);
-        assert_eq!(hub.occupied_channels("").len(), 1, "occupied through another node only");
+        let mut occupied = Vec::new();
+        (0..hub.parts()).for_each(|part| hub.occupied_in_part(part, "", |c| occupied.push(c.name.to_owned())));
+        assert_eq!(occupied, ["c"], "occupied through another node only");
         let a = outbox(1);
         hub.subscribe(&c, &a, None, later(1)).unwrap();
         let frames = drain_frames(&a);

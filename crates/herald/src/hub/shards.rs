@@ -62,14 +62,17 @@ impl<V> ShardedMap<V> {
         keys
     }
 
-    /// What `f` makes of each entry, taken shard by shard with that shard locked (so `f` must stay
-    /// short), without copying the entries first.
-    pub(crate) fn filter_map<T>(&self, mut f: impl FnMut(&str, &V) -> Option<T>) -> Vec<T> {
-        let mut out = Vec::new();
-        for shard in self.shards.iter() {
-            out.extend(lock(shard).iter().filter_map(|(k, v)| f(k, v)));
+    /// How many shards there are, for walking the map one shard at a time with
+    /// [`for_each_in_shard`](Self::for_each_in_shard).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Run `f` on every entry of shard `index` (no-op past the last), with that shard locked.
+    pub(crate) fn for_each_in_shard(&self, index: usize, mut f: impl FnMut(&str, &V)) {
+        if let Some(shard) = self.shards.get(index) {
+            lock(shard).iter().for_each(|(k, v)| f(k, v));
         }
-        out
     }
 
     /// Number of entries (counted shard by shard).

@@ -11,7 +11,7 @@ pub(crate) mod events;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -20,6 +20,9 @@ use pusher_wire::rest::auth::QueryParams;
 use self::error::ApiError;
 use crate::apps::App;
 use crate::node::Node;
+
+/// A response body: whole, or the streamed channel list.
+pub(crate) type Body = Either<Full<Bytes>, channels::ChannelList>;
 
 /// The endpoints of the REST API.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,13 +86,13 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Answer a REST request, and log one line for it (target `herald::access`: method, path without
 /// the query string, status, duration, app id; never a key, secret or signature).
-pub(crate) async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Full<Bytes>> {
+pub(crate) async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = match respond(request, node).await {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => error.into_response().map(Either::Left),
     };
     let status = response.status().as_u16();
     node.metrics.rest_requests.get_or_create(&[("status", status)]).inc();
@@ -99,7 +102,7 @@ pub(crate) async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Resp
     response
 }
 
-async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Response<Body>, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let (app_id, route) = parse_path(path).ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {path}")))?;
@@ -124,10 +127,10 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
         let limit = app.config().max_rest_reads_per_second.unwrap_or_default();
         return Err(ApiError::TooManyRequests { what: "REST read", limit });
     }
-    match route {
+    let whole = match route {
+        Route::Channels => return channels::list(&app, &params),
         Route::Events => events::trigger(&app, node, &body),
         Route::BatchEvents => events::batch(&app, node, &body),
-        Route::Channels => channels::list(&app, &params),
         Route::Channel(name) => channels::show(&app, &name, &params),
         Route::ChannelUsers(name) => channels::users(&app, &name),
         Route::TerminateUser(user_id) => {
@@ -135,7 +138,8 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
             tracing::debug!(user_id, closed, "terminated user connections");
             ok("{}".into())
         }
-    }
+    };
+    whole.map(|response| response.map(Either::Left))
 }
 
 /// A 200 response with a JSON body.
@@ -145,8 +149,13 @@ pub(crate) fn ok(body: String) -> Result<Response<Full<Bytes>>, ApiError> {
 
 /// A response with a JSON body.
 pub(crate) fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = with_json_type(Response::new(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
+    response
+}
+
+/// `response`, labelled as JSON.
+pub(crate) fn with_json_type<B>(mut response: Response<B>) -> Response<B> {
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
