@@ -643,6 +643,56 @@ mod tests {
         assert_eq!(hub.channel_count(), 0);
     }
 
+    /// Holds the first subscribe to channel `a` inside its fan-out (the observer runs with the
+    /// channel locked) until released.
+    #[derive(Debug)]
+    struct Gate {
+        entered: Mutex<std::sync::mpsc::Sender<()>>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Observer for Gate {
+        fn observe(&self, transition: Transition<'_>) {
+            if let Transition::Occupied { channel: "a" } = transition {
+                let _ = self.entered.lock().unwrap().send(());
+                let _ = self.release.lock().unwrap().recv();
+            }
+        }
+    }
+
+    #[test]
+    fn a_channel_in_the_middle_of_a_fan_out_does_not_hold_up_its_shard() {
+        let (entered, in_fan_out) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel();
+        let gate = Gate { entered: Mutex::new(entered), release: Mutex::new(released) };
+        let hub = Arc::new(Hub::new(false, Arc::new(gate)));
+        let now = Instant::now();
+        let neighbour = (0..)
+            .map(|i| format!("b{i}"))
+            .find(|name| hub.channels.shard_of(name) == hub.channels.shard_of("a"))
+            .unwrap();
+        let slow = std::thread::spawn({
+            let hub = hub.clone();
+            move || hub.subscribe(&channel("a"), &outbox(1), None, now).is_ok()
+        });
+        in_fan_out.recv().unwrap();
+        // `a` is locked mid fan-out; its shard must stay free for `b…`, `a`'s lookups and reads.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let hub = hub.clone();
+            move || {
+                let joined = hub.subscribe(&channel(&neighbour), &outbox(2), None, now).is_ok();
+                let left = hub.unsubscribe(&neighbour, ConnId(2), now).is_some();
+                let _ = done.send(joined && left && hub.channel_count() == 1);
+            }
+        });
+        // Not a speed bound: a shard held by `a` would block forever.
+        let neighbour_served = finished.recv_timeout(Duration::from_secs(30));
+        release.send(()).unwrap();
+        assert!(slow.join().unwrap());
+        assert_eq!(neighbour_served, Ok(true), "a subscribe in the same shard waited for another channel's fan-out");
+    }
+
     #[test]
     fn presence_members_are_announced_once_per_user() {
         let hub = hub(true);

@@ -29,8 +29,12 @@ impl<V> Default for ShardedMap<V> {
 impl<V> ShardedMap<V> {
     /// Run `f` on the shard that holds `key`, with that shard locked.
     pub(crate) fn with_shard<R>(&self, key: &str, f: impl FnOnce(&mut HashMap<Box<str>, V>) -> R) -> R {
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
-        f(&mut lock(&self.shards[index]))
+        f(&mut lock(&self.shards[self.shard_of(key)]))
+    }
+
+    /// The index of the shard that holds `key`.
+    pub(crate) fn shard_of(&self, key: &str) -> usize {
+        self.hasher.hash_one(key) as usize % self.shards.len()
     }
 
     /// A clone of the value at `key`.
