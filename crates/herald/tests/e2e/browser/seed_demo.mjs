@@ -4,12 +4,9 @@
 //
 //   node browser/seed_demo.mjs PUSHER_JS_MAJOR RUBY_GEM      e.g. `3 0.15.2` or `8 latest`
 
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { nodeSdk, occupied, onCleanup, required, run, runRuby, server, step, until, within } from '../lib/harness.mjs';
+import { openBrowser, watchPage } from '../lib/browser.mjs';
 import { CHAT_CHANNEL, seedPage } from '../lib/seed_page.mjs';
 
 const [major, gem] = process.argv.slice(2);
@@ -17,18 +14,6 @@ if (!major || !gem) {
   console.error('usage: node browser/seed_demo.mjs PUSHER_JS_MAJOR RUBY_GEM');
   process.exit(2);
 }
-
-const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Serve the page's files on 127.0.0.1, on a free port. */
 async function servePage(files) {
@@ -47,25 +32,6 @@ async function servePage(files) {
   return `http://127.0.0.1:${http.address().port}/`;
 }
 
-async function openBrowser() {
-  const profile = mkdtempSync(join(tmpdir(), 'herald-e2e-chromium-'));
-  onCleanup(() => rmSync(profile, { recursive: true, force: true }));
-  step(`starting ${CHROMIUM} with profile ${profile}`);
-  const context = await within(
-    30_000,
-    `${CHROMIUM} to start (install it with \`apt-get install -y chromium\`)`,
-    chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-  );
-  onCleanup(() => context.close());
-  // The page must only ever talk to this machine; anything else (a CDN, stats beacons) is refused
-  // and reported.
-  await context.route(/^(?!https?:\/\/127\.0\.0\.1[:/])/, (route) => {
-    step(`browser: refused a request to ${route.request().url()}`);
-    return route.abort('blockedbyclient');
-  });
-  return context;
-}
-
 run(async () => {
   const files = seedPage({
     seedDir: required('HERALD_SEED_DEMO'),
@@ -77,14 +43,7 @@ run(async () => {
   const url = await servePage(files);
   const context = await openBrowser();
   const page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (message) => step(`browser console ${message.type()}: ${message.text()}`));
-  page.on('pageerror', (err) => step(`browser page error: ${err.message}`));
-  page.on('websocket', (socket) => {
-    step(`browser WebSocket opened: ${socket.url()}`);
-    socket.on('framereceived', ({ payload }) => step(`browser WebSocket <- ${payload}`));
-    socket.on('framesent', ({ payload }) => step(`browser WebSocket -> ${payload}`));
-    socket.on('close', () => step('browser WebSocket closed'));
-  });
+  watchPage(page, 'browser');
 
   await within(15_000, `the seed page to load from ${url}`, page.goto(url));
 

@@ -1,12 +1,16 @@
 // Builds the seed demo's chat page from its own Rails files, the way Rails would have served it, but
-// pointed at Herald: the layout and the form view with their ERB rendered, jQuery and pusher-js from
-// node_modules instead of the asset pipeline and Pusher's CDN, and the demo's application.js with
-// only the `new Pusher(...)` options changed. Any ERB this file does not know about is an error, so
-// a change to the seed files shows up here instead of as a silently different page.
+// pointed at Herald: the layout and the form view with their ERB rendered, jQuery, jquery_ujs and
+// pusher-js from node_modules instead of the asset pipeline and Pusher's CDN, and the demo's
+// application.js with only the `new Pusher(...)` options changed. Any ERB this file does not know
+// about is an error, so a change to the seed files shows up here instead of as a silently different
+// page. Used by the browser tests and by scripts/demo, so it needs nothing from the test harness.
 
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { E2E_DIR } from './harness.mjs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** node_modules of the e2e package, installed from its lock file. */
+const NODE_MODULES = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules');
 
 /** The channel the demo's config/secrets.yml sets for development and test. */
 export const CHAT_CHANNEL = 'test_chat_channel';
@@ -47,8 +51,10 @@ function fieldInput(attribute, placeholder) {
 
 /**
  * `home/index.html.erb` as the HTML `form_for @event, url: events_path, remote: true` produces for a
- * new `PusherEvent`. Submitting it is not part of the tests (it needs the Rails app); it is here so
- * the page is the demo's page.
+ * new `PusherEvent`. jquery_ujs submits it as an XHR `POST /events` (form-encoded
+ * `pusher_event[name]`, `pusher_event[message]`) and runs the JavaScript that comes back; answering
+ * that takes the Rails app's place (scripts/demo has a backend for it; the seed_demo test does not
+ * submit).
  */
 function renderForm(erb) {
   return erb.replace(/<%(=?)\s*(.*?)\s*%>/gs, (tag, _output, code) => {
@@ -71,7 +77,7 @@ function renderForm(erb) {
 /**
  * `layouts/application.html.erb` rendered. `javascript_include_tag 'application'` was one
  * concatenated file in Rails (jquery, jquery_ujs, turbolinks, then the demo's code); here it is
- * jQuery plus the demo's code, and the shim below stands in for Turbolinks.
+ * jQuery, jquery_ujs and the demo's code, and the shim below stands in for Turbolinks.
  */
 function renderLayout(erb, { key, form, scripts }) {
   const rendered = erb.replace(/<%(=?)\s*(.*?)\s*%>/gs, (tag, _output, code) => {
@@ -104,7 +110,11 @@ export function seedPage({ seedDir, major, host, port, key }) {
   const applicationJs = demoJs.replace(DEMO_CONSTRUCTOR, `new Pusher(pusherKey, ${version.options(host, port)})`);
 
   const scripts = {
-    application: '<script src="/assets/jquery.js"></script>\n  <script src="/assets/application.js"></script>',
+    application: [
+      '<script src="/assets/jquery.js"></script>',
+      '<script src="/assets/jquery_ujs.js"></script>',
+      '<script src="/assets/application.js"></script>',
+    ].join('\n  '),
     pusher: [
       '<script src="/assets/pusher.min.js"></script>',
       `<script>${version.debug}</script>`,
@@ -116,11 +126,13 @@ export function seedPage({ seedDir, major, host, port, key }) {
   const form = renderForm(read('app/views/home/index.html.erb'));
   const html = renderLayout(read('app/views/layouts/application.html.erb'), { key, form, scripts });
 
-  const modules = join(E2E_DIR, 'node_modules');
+  const installed = (path) => ({ type: 'text/javascript', body: readFileSync(join(NODE_MODULES, path)) });
   return {
     '/': { type: 'text/html; charset=utf-8', body: html },
-    '/assets/jquery.js': { type: 'text/javascript', body: readFileSync(join(modules, 'jquery/dist/jquery.js')) },
+    '/assets/jquery.js': installed('jquery/dist/jquery.js'),
+    // jquery-ujs 1.1.0, the version jquery-rails 4.0.5 (the demo's Gemfile.lock) bundled.
+    '/assets/jquery_ujs.js': installed('jquery-ujs/src/rails.js'),
     '/assets/application.js': { type: 'text/javascript', body: applicationJs },
-    '/assets/pusher.min.js': { type: 'text/javascript', body: readFileSync(join(modules, version.dist)) },
+    '/assets/pusher.min.js': installed(version.dist),
   };
 }
