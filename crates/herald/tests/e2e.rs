@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `herald` binary against the clients Herald's users run (pusher-js 3.x,
-//! 7.6 and 8.x in headless Chromium and under Node, Laravel Echo, the Node, Python and Ruby server
-//! SDKs).
+//! 7.6 and 8.x in headless Chromium and under Node, Laravel Echo, the Node, Python, Ruby and PHP
+//! server SDKs).
 //!
 //! Each `#[test]` is one scenario: it starts its own `herald serve` on 127.0.0.1 port 0, reads the
 //! port from the log, and runs one client script from `tests/e2e/` with the server's address and
@@ -15,15 +15,17 @@
 //! otherwise says what it was waiting for. On failure the test prints the script's output and the
 //! server's log. Every process started here is stopped by its PID.
 //!
-//! The clients are installed by `scripts/test` (npm packages, a Python venv, Chromium, Ruby). Two
-//! things live outside the repository and are found through the environment:
-//! `HERALD_RUBY_CLIENTS` (the directory holding `pusher-ruby`, which runs the vendored Ruby gem) and
-//! `HERALD_SEED_DEMO` (the Rails demo whose page the browser scenarios rebuild); by default
-//! `shared/clients/ruby` and `shared/seed-demo` next to the repository.
+//! The clients are installed by `scripts/test` (npm packages, a Python venv, Chromium, Ruby, PHP).
+//! Three things live outside the repository and are found through the environment:
+//! `HERALD_RUBY_CLIENTS` (the directory holding `pusher-ruby`, which runs the vendored Ruby gem),
+//! `HERALD_PHP_CLIENTS` (the directory holding `pusher-php`, which runs a script with the official PHP
+//! SDK loadable, no Composer) and `HERALD_SEED_DEMO` (the Rails demo whose page the browser scenarios
+//! rebuild); by default `shared/clients/ruby`, `shared/clients/php` and `shared/seed-demo` next to the
+//! repository.
 //!
 //! Adding a scenario: write the client script under `tests/e2e/` (`.mjs` for Node, `.py` for
-//! Python), then a line in `scenarios!`. Ruby scripts run as children of a Node
-//! script (`runRuby` in `lib/harness.mjs`), which holds the WebSocket side of the scenario.
+//! Python), then a line in `scenarios!`. Ruby and PHP scripts run as children of a Node
+//! script (`runRuby`, `runPhp` in `lib/harness.mjs`), which holds the WebSocket side of the scenario.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
@@ -96,6 +98,10 @@ scenarios! {
     ruby_gem_read_api_and_tokens_with_pusher_js_7: "node/read_api.mjs", ["ruby", "7"], NO_WEBHOOKS;
     python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_8: "node/read_api.mjs", ["python", "8"], NO_WEBHOOKS;
     python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7: "node/read_api.mjs", ["python", "7"], NO_WEBHOOKS;
+    php_sdk_triggers_tokens_encryption_and_read_api_with_pusher_js_8: "node/php_sdk.mjs", ["8"], NO_WEBHOOKS;
+    php_sdk_user_events_webhooks_and_api_errors_with_pusher_js_8: "node/php_sdk_users.mjs", ["8"], WEBHOOKS;
+    // Pending, left out until Herald answers an oversized body so that clients can read the 413:
+    // "node/php_sdk_body_limit.mjs" (see its header).
 }
 
 // pusher-js with forceTLS and wssPort, the Node SDK with useTLS, the Python SDK with ssl=True and
@@ -167,6 +173,7 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
         .env("HERALD_KEY", KEY)
         .env("HERALD_SECRET", SECRET)
         .env("HERALD_RUBY_CLIENTS", &paths.ruby_clients)
+        .env("HERALD_PHP_CLIENTS", &paths.php_clients)
         .env("HERALD_SEED_DEMO", &paths.seed_demo)
         .env("HERALD_E2E_TIMEOUT_MS", SCENARIO_TIMEOUT.as_millis().to_string());
     if let Some(certs) = &certs {
@@ -207,6 +214,8 @@ struct Paths {
     e2e: PathBuf,
     /// Holds `pusher-ruby`.
     ruby_clients: PathBuf,
+    /// Holds `pusher-php`.
+    php_clients: PathBuf,
     /// The Rails demo's files.
     seed_demo: PathBuf,
 }
@@ -219,6 +228,7 @@ impl Paths {
         let paths = Paths {
             e2e: manifest.join("tests/e2e"),
             ruby_clients: outside_repo("HERALD_RUBY_CLIENTS", &beside_repo.join("shared/clients/ruby")),
+            php_clients: outside_repo("HERALD_PHP_CLIENTS", &beside_repo.join("shared/clients/php")),
             seed_demo: outside_repo("HERALD_SEED_DEMO", &beside_repo.join("shared/seed-demo")),
         };
         let chromium = std::env::var_os("HERALD_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
@@ -248,6 +258,14 @@ impl Paths {
             ),
         );
         need(
+            succeeds(Command::new("php").args(["-r", PHP_SDK_NEEDS])),
+            "php with curl, Guzzle and PSR-3 (Debian: php-cli php-curl php-guzzlehttp-guzzle php-psr-log)".into(),
+        );
+        need(
+            paths.php_clients.join("pusher-php").is_file(),
+            format!("the PHP SDK launcher {} (set HERALD_PHP_CLIENTS)", paths.php_clients.join("pusher-php").display()),
+        );
+        need(
             paths.seed_demo.join("app/assets/javascripts/application.js").is_file(),
             format!("the seed demo at {} (set HERALD_SEED_DEMO)", paths.seed_demo.display()),
         );
@@ -259,6 +277,11 @@ impl Paths {
         paths
     }
 }
+
+/// What the PHP SDK needs from Debian's packages: curl, Guzzle 7 and PSR-3, found on PHP's include path.
+const PHP_SDK_NEEDS: &str = r"require 'GuzzleHttp/autoload.php'; require 'Psr/Log/autoload.php';
+    exit(function_exists('curl_init') && class_exists('GuzzleHttp\Client')
+        && interface_exists('Psr\Log\LoggerInterface') ? 0 : 1);";
 
 /// `var` from the environment if set, else `default`; absolute, because the scripts run elsewhere.
 fn outside_repo(var: &str, default: &Path) -> PathBuf {

@@ -1,6 +1,6 @@
 // What every Node client script shares: the server settings from the environment that e2e.rs sets,
 // a watchdog for the whole script, named waits that say what they were waiting for when they time
-// out, and running the Python and Ruby SDK clients as child processes.
+// out, and running the Python, Ruby and PHP SDK clients as child processes.
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -201,6 +201,15 @@ export function runRuby(gem, script, args = []) {
 export function runPython(script, args = [], options = {}) {
   const python = join(E2E_DIR, '.venv', 'bin', 'python');
   return runProgram('the Python pusher SDK', python, [join(E2E_DIR, script), ...args], options);
+}
+
+/**
+ * Run a PHP script with the official PHP SDK loadable (`pusher-php` from HERALD_PHP_CLIENTS, which
+ * needs no Composer).
+ */
+export function runPhp(script, args = [], options = {}) {
+  const launcher = join(required('HERALD_PHP_CLIENTS'), 'pusher-php');
+  return runProgram('the PHP pusher SDK', launcher, [join(E2E_DIR, script), ...args], options);
 }
 
 // ---- pusher-js clients -------------------------------------------------------------------------
