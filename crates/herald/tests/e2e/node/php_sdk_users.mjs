@@ -12,6 +12,9 @@
 // - a wrong secret, an unknown app id and event data over 10 KB (trigger and triggerBatch) surface
 //   as the SDK's ApiErrorException with 401, 404 and 413, and publish nothing.
 //
+// No private-encrypted- channel here: the SDK's webhook() (7.2.7) throws a TypeError on any event of
+// such a channel without `data`, such as channel_occupied, whatever server sent it.
+//
 // An endpoint on 127.0.0.1:$HERALD_WEBHOOK_PORT receives the webhooks (the socket listening on that
 // port is this script's stdin; see e2e.rs).
 //
