@@ -113,6 +113,14 @@ scenarios_in!(tls, super::Mode::Tls, {
     laravel_echo_over_wss: "node/laravel_echo.mjs", [], NO_WEBHOOKS;
 });
 
+// `scripts/demo` as a newcomer runs it, two tabs of the seed chat in Chromium. It starts its own Herald
+// from this test's binary (`HERALD_BIN`), so it runs once, not per mode, and the server started for
+// it here goes unused. `HERALD_UPDATE_SCREENSHOTS=1` saves `docs/demo-chat.png`.
+scenarios_in!(demo, super::Mode::Single, {
+    seed_chat_in_two_tabs_with_pusher_js_8: "browser/demo_chat.mjs", ["8"], NO_WEBHOOKS;
+    seed_chat_in_two_tabs_with_pusher_js_3: "browser/demo_chat.mjs", ["3"], NO_WEBHOOKS;
+});
+
 /// One node, a cluster of two sharing a `redis-server`, or one node serving TLS only.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -172,6 +180,7 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
         .env("HERALD_APP_ID", APP_ID)
         .env("HERALD_KEY", KEY)
         .env("HERALD_SECRET", SECRET)
+        .env("HERALD_BIN", env!("CARGO_BIN_EXE_herald"))
         .env("HERALD_RUBY_CLIENTS", &paths.ruby_clients)
         .env("HERALD_PHP_CLIENTS", &paths.php_clients)
         .env("HERALD_SEED_DEMO", &paths.seed_demo)
