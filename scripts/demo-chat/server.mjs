@@ -232,10 +232,12 @@ async function main() {
     });
     http = await servePage(opts.port, files, { sdk, created });
     const url = `http://${HOST}:${http.address().port}/`;
+    console.log('');
     say(`Herald (pid ${herald.pid}) on http://${HOST}:${heraldPort}`);
     say(`its app: id ${APP.id}, key ${APP.key}, secret ${APP.secret}`);
     say(`the seed chat with pusher-js ${opts.pusherJs}: open ${url} in two tabs and send a message from one`);
     say('Ctrl-C stops Herald and the page');
+    console.log('');
   } catch (err) {
     say(err.message);
     await stop(1);
