@@ -39,6 +39,12 @@ const ORDERS = 'private-php-orders';
 const ROOM = 'presence-php-room';
 const VAULT = 'private-encrypted-php-vault';
 
+/**
+ * How long a subscription may take when its token comes from a PHP process: with every core busy,
+ * starting one takes seconds.
+ */
+const SIGNED_MS = 30_000;
+
 /** Every PHP SDK call here uses this master key: the SDK needs it to sign for and publish to VAULT. */
 const client = { encryption_master_key_base64: randomBytes(32).toString('base64') };
 
@@ -59,10 +65,10 @@ run(async () => {
   const bSocket = await connected(b, 'B');
 
   const aOn = {};
-  for (const channel of [NEWS, ORDERS, ROOM, VAULT]) aOn[channel] = (await subscribed(a, channel, 'A')).events;
+  for (const channel of [NEWS, ORDERS, ROOM, VAULT]) aOn[channel] = (await subscribed(a, channel, 'A', SIGNED_MS)).events;
   step(`Herald accepted the PHP SDK's tokens for ${ORDERS}, ${ROOM} and ${VAULT}`);
-  const bOn = { [NEWS]: (await subscribed(b, NEWS, 'B')).events };
-  const bRoom = await subscribed(b, ROOM, 'B');
+  const bOn = { [NEWS]: (await subscribed(b, NEWS, 'B', SIGNED_MS)).events };
+  const bRoom = await subscribed(b, ROOM, 'B', SIGNED_MS);
   bOn[ROOM] = bRoom.events;
   expectEqual(
     { count: bRoom.data.count, me: bRoom.data.me, ann: bRoom.data.get('ann') },

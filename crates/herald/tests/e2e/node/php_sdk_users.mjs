@@ -48,6 +48,11 @@ const WEBHOOK_PORT = Number(required('HERALD_WEBHOOK_PORT'));
 const ROOM = 'presence-php-hooks';
 const ERRORS = 'php-errors';
 const WAIT_MS = 10_000;
+/**
+ * How long a subscription or sign-in may take when its token comes from a PHP process: with every
+ * core busy, starting one takes seconds.
+ */
+const SIGNED_MS = 30_000;
 /** Removal webhooks are held about 3 s; on a loaded machine, allow for much more. */
 const REMOVAL_WAIT_MS = 20_000;
 
@@ -115,12 +120,12 @@ async function signedIn(name, user) {
   client.connection.bind('state_change', ({ current }) => states.push(current));
   await connected(client, name);
   client.signin();
-  const [success] = await frames.waitFor(WAIT_MS, `pusher:signin_success for ${user.id}`, (f) => f.event === 'pusher:signin_success');
+  const [success] = await frames.waitFor(SIGNED_MS, `pusher:signin_success for ${user.id}`, (f) => f.event === 'pusher:signin_success');
   expectEqual(JSON.parse(success.data.user_data), user, `${name}: Herald accepted the PHP SDK's authenticateUser token`);
   await frames.waitFor(WAIT_MS, `subscription_succeeded on #server-to-user-${user.id}`, (f) =>
     f.event === 'pusher_internal:subscription_succeeded' && f.channel === `#server-to-user-${user.id}`,
   );
-  const { events: room } = await subscribed(client, ROOM, name);
+  const { events: room } = await subscribed(client, ROOM, name, SIGNED_MS);
   return { name, client, frames, userEvents, states, room };
 }
 
