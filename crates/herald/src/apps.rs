@@ -109,6 +109,11 @@ impl App {
         true
     }
 
+    /// Open connections of this app on this node.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Forget a connection counted by [`Self::try_connect`].
     pub(crate) fn disconnect(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);

@@ -63,6 +63,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A separate address for `GET /metrics` (then not served on the public port).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the debug console at `/console` (every request to it signed with an app's secret or
+    /// console token).
+    pub console: bool,
     /// Where the apps came from, for re-reading them on SIGHUP (`None`: flags only, nothing to re-read).
     pub source: Option<ConfigSource>,
 }
@@ -153,6 +156,10 @@ pub struct AppConfig {
     /// REST reads (`GET /channels…`) per second; more get 429. `None`: no limit.
     #[serde(default)]
     pub max_rest_reads_per_second: Option<u32>,
+    /// A second credential for the debug console only, so that people who debug the app need not
+    /// hold its secret. `None`: the console opens with the app's secret alone.
+    #[serde(default)]
+    pub console_token: Option<String>,
 }
 
 /// One webhook endpoint of an app.
@@ -208,6 +215,7 @@ impl AppConfig {
             max_client_events_per_second: default_client_events_per_second(),
             max_rest_events_per_second: None,
             max_rest_reads_per_second: None,
+            console_token: None,
         }
     }
 
@@ -240,6 +248,7 @@ impl Config {
             max_pending_per_address: 256,
             log_format: LogFormat::Text,
             metrics_addr: None,
+            console: false,
             source: None,
         }
     }
@@ -286,6 +295,7 @@ impl Config {
                 .unwrap_or(defaults.max_pending_per_address),
             log_format: file.log_format.unwrap_or(defaults.log_format),
             metrics_addr: file.metrics_addr,
+            console: file.console.unwrap_or(defaults.console),
             source: None,
         })
     }
@@ -336,6 +346,16 @@ impl Config {
                 crate::webhooks::delivery::Endpoint::parse(&target.url).map_err(|why| {
                     ConfigError::Invalid(format!("app {}: webhook url {:?}: {why}", app.id, target.url))
                 })?;
+            }
+            if let Some(token) = &app.console_token {
+                check_credential("console_token", token)?;
+                if token.len() < 16 {
+                    return Err(ConfigError::Invalid(format!(
+                        "app {}: console_token is {} characters; give it at least 16",
+                        app.id,
+                        token.len()
+                    )));
+                }
             }
             if let Some(other) = self.apps[..i].iter().find(|o| o.id == app.id || o.key == app.key) {
                 let what = if other.id == app.id { "id" } else { "key" };
@@ -389,6 +409,7 @@ struct ConfigFile {
     log_format: Option<LogFormat>,
     metrics_addr: Option<std::net::SocketAddr>,
     tls_key_file: Option<PathBuf>,
+    console: Option<bool>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }

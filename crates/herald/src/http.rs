@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -13,11 +14,17 @@ use crate::node::Node;
 use crate::rest::error::ApiError;
 use crate::{rest, upgrade};
 
+/// A response body: whole, or streamed (the REST channel list, the console's activity).
+pub(crate) type Body = Either<Full<Bytes>, UnsyncBoxBody<Bytes, Infallible>>;
+
 /// Answer one request.
-pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<rest::Body>, Infallible> {
+pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
     if path.starts_with("/apps/") || path.starts_with("/users/") {
         return Ok(rest::handle(request, &node).await);
+    }
+    if path == "/console" || path.starts_with("/console/") {
+        return Ok(crate::console::handle(request, &node).await);
     }
     if let Some(key) = websocket_app_key(path) {
         let key = key.to_owned();

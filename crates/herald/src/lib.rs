@@ -14,6 +14,7 @@
 //! - `rest`: the REST API.
 //! - `metrics`: counters and gauges for `GET /metrics`.
 //! - `webhooks`: events POSTed to the apps' endpoints.
+//! - `console`: the debug console at `/console` and the activity it streams.
 //! - `cluster`: several nodes as one server, through Redis.
 //! - `budget`: the node's subscription budget.
 //! - `shutdown`: signals and draining.
@@ -26,6 +27,7 @@ mod budget;
 mod cluster;
 mod config;
 mod connection;
+mod console;
 mod http;
 mod hub;
 mod listener;

@@ -64,6 +64,9 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "HERALD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve the debug console at /console (it asks for an app's key and secret, or console token).
+    #[arg(long, env = "HERALD_CONSOLE")]
+    console: bool,
 }
 
 fn parse_host(value: &str) -> Result<IpAddr, String> {
@@ -132,6 +135,9 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(url) = args.redis_url {
         config.redis_url = Some(url);
+    }
+    if args.console {
+        config.console = true;
     }
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         config.tls = Some(herald::TlsFiles { cert, key });

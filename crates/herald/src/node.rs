@@ -67,6 +67,8 @@ pub(crate) struct Node {
     next_conn: AtomicU64,
     /// Open WebSocket connections, for the process-wide cap.
     open_websockets: AtomicUsize,
+    /// Whoever watches the apps in the debug console.
+    pub(crate) console: Arc<crate::console::Console>,
 }
 
 impl std::fmt::Debug for Node {
@@ -103,6 +105,7 @@ impl Node {
             id,
             next_conn: AtomicU64::new(1),
             open_websockets: AtomicUsize::new(0),
+            console: Arc::default(),
         }
     }
 

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::apps::App;
 use crate::connection;
+use crate::console::Activity;
 use crate::node::Node;
 use crate::rest::error::ApiError;
 
@@ -142,12 +143,22 @@ pub(crate) fn origin_allowed(allowed: &[String], origin: &str) -> bool {
         })
 }
 
-/// Admission checks in Pusher's order: app key, protocol version, app quota, server capacity.
+/// Admission checks in Pusher's order: app key, protocol version, app quota, server capacity. A
+/// refusal for a known app is also told to the debug console.
 fn admit(node: &Arc<Node>, key: &str, query: Option<&str>, origin: Option<&str>) -> Admission {
     let apps = node.apps();
     let Some(app) = apps.by_key(key) else {
         return Admission::Refuse(ErrorCode::AppNotFound, format!("App key {} does not exist", excerpt(key, 64)));
     };
+    let admission = admit_to(node, app, query, origin);
+    if let Admission::Refuse(code, message) = &admission {
+        let code = Some(code.code());
+        node.console.emit(&app.id, || Activity::Refused { socket_id: None, channel: None, code, message });
+    }
+    admission
+}
+
+fn admit_to(node: &Arc<Node>, app: &Arc<App>, query: Option<&str>, origin: Option<&str>) -> Admission {
     // Browsers always say where a page comes from; other clients may leave it out, and could claim
     // anything, so an absent Origin passes (the list keeps other websites out, not other programs).
     if let Some(origin) = origin

@@ -102,6 +102,19 @@ impl WebhookKind {
         Self::CacheMiss,
         Self::SubscriptionCount,
     ];
+
+    /// The name in the payload's `name` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ChannelOccupied => "channel_occupied",
+            Self::ChannelVacated => "channel_vacated",
+            Self::MemberAdded => "member_added",
+            Self::MemberRemoved => "member_removed",
+            Self::ClientEvent => "client_event",
+            Self::CacheMiss => "cache_miss",
+            Self::SubscriptionCount => "subscription_count",
+        }
+    }
 }
 
 impl WebhookEvent {
@@ -165,6 +178,14 @@ pub fn verify(secret: &str, body: &[u8], signature: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_are_the_payload_names() {
+        for kind in WebhookKind::ALL {
+            let parsed: WebhookKind = serde_json::from_value(serde_json::Value::from(kind.name())).unwrap();
+            assert_eq!(parsed, kind);
+        }
+    }
 
     #[test]
     fn client_event_data_is_a_string() {

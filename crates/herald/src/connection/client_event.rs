@@ -22,8 +22,8 @@ pub(crate) enum Outcome {
     Relayed,
     /// Refused by the rate limit (4301).
     RateLimited,
-    /// Refused by another rule.
-    Refused,
+    /// Refused by another rule, with the message sent.
+    Refused(String),
 }
 
 /// Handle a `client-*` event.
@@ -35,7 +35,7 @@ pub(crate) fn client_event(
 ) -> Outcome {
     let refuse = |replies: &mut Vec<Frame>, code: Option<ErrorCode>, message: String| {
         replies.push(server::error(code, &message).into());
-        Outcome::Refused
+        Outcome::Refused(message)
     };
     let channel = &event.channel;
     if !session.app.config().client_events {

@@ -31,6 +31,7 @@ use self::heartbeat::{Beat, Heartbeat};
 use self::outbox::{Batch, Frame, Kill, Outbox};
 use self::session::Session;
 use crate::apps::App;
+use crate::console::Activity;
 use crate::node::Node;
 
 /// The WebSocket a connection task owns.
@@ -103,9 +104,16 @@ pub(crate) async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
     let outbox = Arc::new(Outbox::new(id, node.config.outbox));
     let mut session = Session::new(node.socket_id(id), outbox, app, node.subscriptions.clone(), Instant::now());
     tracing::debug!(socket_id = %session.socket_id, app = %session.app.id, "connected");
+    let socket_id = session.socket_id.as_str();
+    node.console.emit(&session.app.id, || Activity::Connected { socket_id });
     let exit = drive(&mut socket, &mut session, &node).await;
     session.leave_all(Instant::now());
     tracing::debug!(socket_id = %session.socket_id, ?exit, "disconnected");
+    node.console.emit(&session.app.id, || Activity::Disconnected {
+        socket_id: session.socket_id.as_str(),
+        reason: exit.reason(),
+        code: exit.close_frame().map(|(_, code, _)| u16::from(code)),
+    });
     node.metrics.connections_closed.get_or_create(&[("reason", exit.reason())]).inc();
     if matches!(exit, Exit::Shutdown) {
         // Spread reconnections over the shutdown window instead of sending every client back at once.
@@ -169,10 +177,10 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                 // the new `subscription_succeeded`.
                 let mut out = outbox.take_queued();
                 match message {
-                    Some(Ok(Message::Text(text))) => session.handle(text.as_str(), now, &mut replies, &node.metrics),
+                    Some(Ok(Message::Text(text))) => session.handle(text.as_str(), now, &mut replies, node),
                     // Protocol 7 is text only, but decoding UTF-8 binary frames costs nothing.
                     Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
-                        Ok(text) => session.handle(text, now, &mut replies, &node.metrics),
+                        Ok(text) => session.handle(text, now, &mut replies, node),
                         Err(_) => replies.push(server::error(None, "binary frames must be UTF-8 JSON").into()),
                     },
                     Some(Ok(Message::Close(_))) => return Exit::ClientClosed,

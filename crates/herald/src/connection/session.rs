@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pusher_wire::error::FrameError;
+use pusher_wire::frame::client::ClientEvent;
 use pusher_wire::frame::server::{self, SubscriptionErrorType::InvalidRequest, SubscriptionErrorType::LimitReached};
-use pusher_wire::{ChannelName, ClientFrame, ErrorCode, SocketId};
+use pusher_wire::{ChannelName, ClientFrame, ErrorCode, RawJson, SocketId};
 
 use super::client_event;
 use super::outbox::{Frame, Outbox};
@@ -19,7 +20,8 @@ use super::signin::{self, SignedIn};
 use super::subscribe;
 use crate::apps::App;
 use crate::budget::Budget;
-use crate::metrics::Metrics;
+use crate::console::{Activity, Console};
+use crate::node::Node;
 
 /// One connection's state.
 #[derive(Debug)]
@@ -65,35 +67,111 @@ impl Session {
     }
 
     /// Act on one message from the client, appending replies. Bad input is answered, never fatal.
-    pub(crate) fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>, metrics: &Metrics) {
+    /// What happened is also told to the debug console, when someone watches this app.
+    pub(crate) fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>, node: &Node) {
+        let metrics = &node.metrics;
+        let console = &node.console;
         match ClientFrame::parse(text) {
             Ok(ClientFrame::Ping) => replies.push(Frame::from_static(server::PONG)),
             Ok(ClientFrame::Pong) => {}
             Ok(ClientFrame::Subscribe(request)) if !self.commands.allow(now) => {
                 let message = "Subscription rejected due to rate limit";
                 replies.push(server::subscription_error(request.channel.as_str(), LimitReached, message, 4301).into());
+                self.tell(console, || refused(Some(request.channel.as_str()), Some(4301), message));
             }
-            Ok(ClientFrame::Subscribe(request)) => subscribe::subscribe(self, request, now, replies, metrics),
-            Ok(ClientFrame::Unsubscribe { channel }) => subscribe::unsubscribe(self, &channel, now),
-            Ok(ClientFrame::Signin(_)) if !self.commands.allow(now) => {
-                replies.push(
-                    server::error(Some(ErrorCode::ClientEventRateLimit), "Sign-in rejected due to rate limit").into(),
-                );
-            }
-            Ok(ClientFrame::Signin(request)) => signin::signin(self, request, replies),
-            Ok(ClientFrame::ClientEvent(event)) => match client_event::client_event(self, event, now, replies) {
-                client_event::Outcome::Relayed => {
-                    metrics.client_events.inc();
+            Ok(ClientFrame::Subscribe(request)) => {
+                // Copied only for a watcher: the request itself goes into the hub.
+                let watched = console.watched().then(|| request.channel.clone());
+                let outcome = subscribe::subscribe(self, request, now, replies, metrics);
+                if let Some(channel) = watched {
+                    self.tell_subscription(console, &channel, &outcome);
                 }
-                client_event::Outcome::RateLimited => {
+            }
+            Ok(ClientFrame::Unsubscribe { channel }) => {
+                if subscribe::unsubscribe(self, &channel, now) {
+                    let socket_id = self.socket_id.as_str();
+                    self.tell(console, || Activity::Unsubscribed { socket_id, channel: channel.as_str() });
+                }
+            }
+            Ok(ClientFrame::Signin(_)) if !self.commands.allow(now) => {
+                let message = "Sign-in rejected due to rate limit";
+                replies.push(server::error(Some(ErrorCode::ClientEventRateLimit), message).into());
+                self.tell(console, || refused(None, Some(ErrorCode::ClientEventRateLimit.code()), message));
+            }
+            Ok(ClientFrame::Signin(request)) => match signin::signin(self, request, replies) {
+                Ok(()) => {
+                    let socket_id = self.socket_id.as_str();
+                    let user_id = self.user.as_ref().map_or("", |user| user.id.as_str());
+                    self.tell(console, || Activity::SignedIn { socket_id, user_id });
+                }
+                Err(message) => {
+                    self.tell(console, || refused(None, Some(ErrorCode::Unauthorized.code()), &message));
+                }
+            },
+            Ok(ClientFrame::ClientEvent(event)) => {
+                let watched = console.watched().then(|| event.clone());
+                let outcome = client_event::client_event(self, event, now, replies);
+                if outcome == client_event::Outcome::Relayed {
+                    metrics.client_events.inc();
+                } else if outcome == client_event::Outcome::RateLimited {
                     metrics.limited.get_or_create(&[("limit", "client_events")]).inc();
                 }
-                client_event::Outcome::Refused => {}
-            },
+                if let Some(event) = watched {
+                    self.tell_client_event(console, &event, &outcome);
+                }
+            }
             Ok(ClientFrame::Other { event }) => {
                 tracing::debug!(socket_id = %self.socket_id, event, "ignored unknown event");
             }
-            Err(error) => refuse_frame(&error, replies),
+            Err(error) => {
+                refuse_frame(&error, replies);
+                let message = error.to_string();
+                self.tell(console, || refused(None, None, &message));
+            }
+        }
+    }
+
+    /// Tell the console's viewers of this app, if any; refusals get this connection's socket id.
+    fn tell<'a>(&'a self, console: &Console, activity: impl FnOnce() -> Activity<'a>) {
+        console.emit(&self.app.id, || match activity() {
+            Activity::Refused { socket_id: None, channel, code, message } => {
+                Activity::Refused { socket_id: Some(self.socket_id.as_str()), channel, code, message }
+            }
+            other => other,
+        });
+    }
+
+    fn tell_subscription(&self, console: &Console, channel: &ChannelName, outcome: &subscribe::Outcome) {
+        let socket_id = self.socket_id.as_str();
+        match outcome {
+            subscribe::Outcome::Subscribed => {
+                let user_id = self.subscriptions.get(channel).and_then(Option::as_deref);
+                self.tell(console, || Activity::Subscribed { socket_id, channel: channel.as_str(), user_id });
+            }
+            subscribe::Outcome::Refused { code, message } => {
+                self.tell(console, || refused(Some(channel.as_str()), *code, message));
+            }
+        }
+    }
+
+    fn tell_client_event(&self, console: &Console, event: &ClientEvent, outcome: &client_event::Outcome) {
+        let socket_id = self.socket_id.as_str();
+        let channel = event.channel.as_str();
+        match outcome {
+            client_event::Outcome::Relayed => self.tell(console, || Activity::ClientEvent {
+                socket_id,
+                channel,
+                event: &event.event,
+                data: event.data.as_ref().map(RawJson::get),
+            }),
+            client_event::Outcome::RateLimited => self.tell(console, || {
+                refused(
+                    Some(channel),
+                    Some(ErrorCode::ClientEventRateLimit.code()),
+                    "Client event rejected due to rate limit",
+                )
+            }),
+            client_event::Outcome::Refused(message) => self.tell(console, || refused(Some(channel), None, message)),
         }
     }
 
@@ -109,6 +187,11 @@ impl Session {
             self.app.hub.users.sign_out(&user.id, self.outbox.id(), &user.watchlist);
         }
     }
+}
+
+/// A refusal for the console; [`Session::tell`] adds the socket id.
+fn refused<'a>(channel: Option<&'a str>, code: Option<u16>, message: &'a str) -> Activity<'a> {
+    Activity::Refused { socket_id: None, channel, code, message }
 }
 
 /// Answer a frame that could not be understood: `pusher:error`, and for a subscription to an

@@ -25,29 +25,27 @@ pub(crate) struct SignedIn {
     pub(crate) watchlist: Vec<String>,
 }
 
-/// Handle `pusher:signin`.
-pub(crate) fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) {
+/// Handle `pusher:signin`; `Err` holds the refusal sent (4009), for the debug console.
+pub(crate) fn signin(session: &mut Session, request: Signin, replies: &mut Vec<Frame>) -> Result<(), String> {
     let config = session.app.config();
     let socket_id = session.socket_id.as_str();
+    let mut refuse = |message: String| {
+        replies.push(server::error(Some(ErrorCode::Unauthorized), &message).into());
+        Err(message)
+    };
     if let Err(error) =
         auth::verify_user(&config.key, &config.secret, socket_id, &request.user_data, Some(&request.auth))
     {
-        replies.push(server::error(Some(ErrorCode::Unauthorized), &format!("sign-in refused: {error}")).into());
-        return;
+        return refuse(format!("sign-in refused: {error}"));
     }
     let user = match UserData::parse(&request.user_data) {
         Ok(user) => user,
-        Err(error) => {
-            replies.push(server::error(Some(ErrorCode::Unauthorized), &format!("sign-in refused: {error}")).into());
-            return;
-        }
+        Err(error) => return refuse(format!("sign-in refused: {error}")),
     };
     let users = &session.app.hub.users;
     let status = match &session.user {
         Some(current) if current.id != user.id => {
-            let message = format!("sign-in refused: this connection is already signed in as {}", current.id);
-            replies.push(server::error(Some(ErrorCode::Unauthorized), &message).into());
-            return;
+            return refuse(format!("sign-in refused: this connection is already signed in as {}", current.id));
         }
         // Signing in again as the same user replaces the watchlist; the user never goes offline.
         Some(current) => users.rewatch(&session.outbox, &current.watchlist, &user.watchlist),
@@ -64,4 +62,5 @@ pub(crate) fn signin(session: &mut Session, request: Signin, replies: &mut Vec<F
         replies.push(server::watchlist_events(&online, &offline).into());
     }
     session.user = Some(SignedIn { id: user.id, user_info: user.user_info, watchlist: user.watchlist });
+    Ok(())
 }

@@ -20,6 +20,15 @@ use super::session::Session;
 use crate::hub::{CacheReplay, JoinError};
 use crate::metrics::Metrics;
 
+/// What became of a subscribe request (for the debug console; the client has its replies).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Subscribed (the presence user id, if any, is in the session's subscriptions).
+    Subscribed,
+    /// Refused with this status (`subscription_error`) or error code.
+    Refused { code: Option<u16>, message: String },
+}
+
 /// Handle `pusher:subscribe`.
 pub(crate) fn subscribe(
     session: &mut Session,
@@ -27,17 +36,17 @@ pub(crate) fn subscribe(
     now: Instant,
     replies: &mut Vec<Frame>,
     metrics: &Metrics,
-) {
+) -> Outcome {
     let channel = request.channel;
     if session.subscriptions.contains_key(&channel) {
         // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
-        replies.push(server::error(None, &format!("Existing subscription to channel {channel}")).into());
-        return;
+        let message = format!("Existing subscription to channel {channel}");
+        replies.push(server::error(None, &message).into());
+        return Outcome::Refused { code: None, message };
     }
     if session.subscriptions.len() >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
         let message = format!("at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection");
-        refuse(replies, &channel, SubscriptionErrorType::LimitReached, &message, 4100);
-        return;
+        return refuse(replies, &channel, SubscriptionErrorType::LimitReached, &message, 4100);
     }
     let kind = channel.kind();
     if kind == ChannelKind::ServerToUser {
@@ -46,16 +55,15 @@ pub(crate) fn subscribe(
         match &session.user {
             Some(user) if channel.server_to_user_id() == Some(user.id.as_str()) => {
                 replies.push(server::subscription_succeeded(channel.as_str()).into());
+                return Outcome::Subscribed;
             }
-            _ => refuse(replies, &channel, SubscriptionErrorType::AuthError, "sign in as this user first", 401),
+            _ => return refuse(replies, &channel, SubscriptionErrorType::AuthError, "sign in as this user first", 401),
         }
-        return;
     }
     if kind.requires_auth()
         && let Err(error) = authorize(session, &channel, request.auth.as_deref(), request.channel_data.as_deref())
     {
-        refuse_auth(replies, &channel, request.auth.as_deref(), &error);
-        return;
+        return refuse_auth(replies, &channel, request.auth.as_deref(), &error);
     }
     let member = if kind.is_presence() {
         match presence_member(session, request.channel_data.as_deref()) {
@@ -67,8 +75,7 @@ pub(crate) fn subscribe(
                     }
                     _ => SubscriptionErrorType::AuthError,
                 };
-                refuse(replies, &channel, kind, &error.to_string(), 400);
-                return;
+                return refuse(replies, &channel, kind, &error.to_string(), 400);
             }
         }
     } else {
@@ -76,13 +83,11 @@ pub(crate) fn subscribe(
     };
     // The node's and the app's subscription budgets, before the hub holds anything.
     if !session.budget.try_take() {
-        over_capacity(replies, &channel, "this server", metrics);
-        return;
+        return over_capacity(replies, &channel, "this server", metrics);
     }
     if !session.app.subscriptions.try_take() {
         session.budget.give_back(1);
-        over_capacity(replies, &channel, "this app", metrics);
-        return;
+        return over_capacity(replies, &channel, "this app", metrics);
     }
     match session.app.hub.subscribe(&channel, &session.outbox, member.as_ref(), now) {
         Ok(joined) => {
@@ -96,32 +101,36 @@ pub(crate) fn subscribe(
                 CacheReplay::Miss => replies.push(server::cache_miss(channel.as_str()).into()),
             }
             session.subscriptions.insert(channel, member.map(|m| m.user_id));
+            Outcome::Subscribed
         }
         Err(error @ JoinError::PresenceFull { .. }) => {
             session.budget.give_back(1);
             session.app.subscriptions.give_back(1);
             metrics.limited.get_or_create(&[("limit", "presence_members")]).inc();
-            refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 4100);
+            refuse(replies, &channel, SubscriptionErrorType::LimitReached, &error.to_string(), 4100)
         }
     }
 }
 
-/// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher.
-pub(crate) fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) {
-    if session.subscriptions.remove(channel).is_some() {
-        session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
-        session.budget.give_back(1);
-        session.app.subscriptions.give_back(1);
+/// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher. Whether it was subscribed.
+pub(crate) fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) -> bool {
+    if session.subscriptions.remove(channel).is_none() {
+        return false;
     }
+    session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
+    session.budget.give_back(1);
+    session.app.subscriptions.give_back(1);
+    true
 }
 
 /// Refuse a subscription the budget of `whose` cannot hold: `subscription_error` (limit reached,
 /// 4100) and the `pusher:error` 4100 ("over capacity") Pusher sends; the connection stays.
-fn over_capacity(replies: &mut Vec<Frame>, channel: &ChannelName, whose: &str, metrics: &Metrics) {
+fn over_capacity(replies: &mut Vec<Frame>, channel: &ChannelName, whose: &str, metrics: &Metrics) -> Outcome {
     metrics.limited.get_or_create(&[("limit", "subscriptions")]).inc();
     let message = format!("Over capacity: {whose} holds as many subscriptions as it may");
-    refuse(replies, channel, SubscriptionErrorType::LimitReached, &message, 4100);
+    let outcome = refuse(replies, channel, SubscriptionErrorType::LimitReached, &message, 4100);
     replies.push(server::error(Some(ErrorCode::OverCapacity), &message).into());
+    outcome
 }
 
 /// The presence identity of a subscription: its `channel_data`, or, without it (pusher-js 7.4+ when
@@ -156,8 +165,8 @@ fn authorize(
     }
 }
 
-fn refuse_auth(replies: &mut Vec<Frame>, channel: &ChannelName, token: Option<&str>, error: &AuthError) {
-    refuse(replies, channel, SubscriptionErrorType::AuthError, &error.to_string(), 401);
+fn refuse_auth(replies: &mut Vec<Frame>, channel: &ChannelName, token: Option<&str>, error: &AuthError) -> Outcome {
+    let outcome = refuse(replies, channel, SubscriptionErrorType::AuthError, &error.to_string(), 401);
     // The token is the client's own input, echoed for debugging; a valid one is under 100 bytes.
     let token: Option<String> = token.map(|t| excerpt(t, 128));
     let token = token.as_deref();
@@ -171,8 +180,16 @@ fn refuse_auth(replies: &mut Vec<Frame>, channel: &ChannelName, token: Option<&s
         AuthError::Missing => format!("Missing auth for subscription to {channel}"),
     };
     replies.push(server::error(None, &message).into());
+    outcome
 }
 
-fn refuse(replies: &mut Vec<Frame>, channel: &ChannelName, kind: SubscriptionErrorType, message: &str, status: u16) {
+fn refuse(
+    replies: &mut Vec<Frame>,
+    channel: &ChannelName,
+    kind: SubscriptionErrorType,
+    message: &str,
+    status: u16,
+) -> Outcome {
     replies.push(server::subscription_error(channel.as_str(), kind, message, status).into());
+    Outcome::Refused { code: Some(status), message: message.to_owned() }
 }

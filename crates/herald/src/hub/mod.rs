@@ -302,6 +302,16 @@ impl Hub {
         });
     }
 
+    /// Up to `max` members of a presence channel, cluster-wide: user id and `user_info` JSON text.
+    pub(crate) fn members(&self, channel: &str, max: usize) -> Vec<(String, String)> {
+        let Some(entry) = self.channels.get(channel) else { return Vec::new() };
+        let state = entry.lock();
+        let mut members: Vec<(String, String)> =
+            state.roster.iter().take(max).map(|(id, info)| (id.to_owned(), info.to_owned())).collect();
+        members.sort();
+        members
+    }
+
     /// The user ids of a presence channel, cluster-wide.
     pub(crate) fn users(&self, channel: &str) -> Vec<String> {
         let Some(entry) = self.channels.get(channel) else { return Vec::new() };

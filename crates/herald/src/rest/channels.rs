@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::Response;
 use hyper::body::{Body, Frame};
 use pusher_wire::ChannelName;
@@ -22,7 +22,7 @@ use crate::apps::App;
 
 /// `GET /channels`: occupied channels, optionally filtered by prefix, with `user_count` on request
 /// (presence prefixes only). The answer is streamed, see [`ChannelList`].
-pub(crate) fn list(app: &Arc<App>, params: &QueryParams) -> Result<Response<super::Body>, ApiError> {
+pub(crate) fn list(app: &Arc<App>, params: &QueryParams) -> Result<Response<crate::http::Body>, ApiError> {
     let prefix = params.get("filter_by_prefix").unwrap_or("");
     let info = info(params)?;
     if info.user_count && !prefix.starts_with("presence-") {
@@ -32,7 +32,7 @@ pub(crate) fn list(app: &Arc<App>, params: &QueryParams) -> Result<Response<supe
         ));
     }
     let list = ChannelList { app: app.clone(), prefix: prefix.into(), info, next_part: 0, listed: 0, done: false };
-    Ok(super::with_json_type(Response::new(Either::Right(list))))
+    Ok(super::with_json_type(Response::new(Either::Right(list.boxed_unsync()))))
 }
 
 /// The body of `GET /channels`, written one part of the hub at a time as the client reads it: a

@@ -36,6 +36,9 @@ pub(crate) enum ApiError {
     /// The request is well-formed but asks for something that does not apply.
     #[error("{0}")]
     BadRequest(String),
+    /// A console request without a valid session.
+    #[error(transparent)]
+    Console(#[from] crate::console::auth::SessionError),
     /// The app's limit of requests per second is reached.
     #[error("{what} rate limit reached: at most {limit} per second for this app")]
     TooManyRequests {
@@ -58,6 +61,7 @@ impl ApiError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Console(_) => StatusCode::UNAUTHORIZED,
         }
     }
 

@@ -15,17 +15,19 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use crate::apps::App;
 use crate::connection::outbox::Frame;
+use crate::console::Activity;
 use crate::hub::Except;
 use crate::node::Node;
 
-/// Trigger one event on one or more channels.
-pub(crate) fn trigger(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full<Bytes>>, ApiError> {
+/// Trigger one event on one or more channels; `source` names who asked ("rest", "console") in the
+/// console's activity stream.
+pub(crate) fn trigger(app: &App, node: &Node, body: &[u8], source: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let trigger = Trigger::parse(body, &app.config().trigger_limits())?;
     within_event_limit(app, node, trigger.channels.len())?;
     let except = trigger.socket_id.as_ref().map(|socket_id| except(node, socket_id));
     let now = Instant::now();
     for channel in &trigger.channels {
-        publish(app, node, channel, &trigger.name, &trigger.data, except, now);
+        publish(app, node, channel, &trigger.name, &trigger.data, except, now, source);
     }
     if trigger.info.is_empty() {
         return super::ok("{}".into());
@@ -45,7 +47,7 @@ pub(crate) fn batch(app: &App, node: &Node, body: &[u8]) -> Result<Response<Full
     let now = Instant::now();
     for event in &events {
         let except = event.socket_id.as_ref().map(|socket_id| except(node, socket_id));
-        publish(app, node, &event.channel, &event.name, &event.data, except, now);
+        publish(app, node, &event.channel, &event.name, &event.data, except, now, "batch");
     }
     if events.iter().all(|event| event.info.is_empty()) {
         return super::ok("{}".into());
@@ -71,6 +73,7 @@ fn except<'a>(node: &Node, socket_id: &'a SocketId) -> Except<'a> {
     Except { socket_id, local: node.conn_id_of(socket_id) }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site per endpoint; a struct would only rename them
 fn publish(
     app: &App,
     node: &Node,
@@ -79,6 +82,7 @@ fn publish(
     data: &str,
     except: Option<Except<'_>>,
     now: Instant,
+    source: &str,
 ) {
     let delivered = match channel.server_to_user_id() {
         // `sendToUser`: every connection signed in as the user, whether or not pusher-js has
@@ -91,6 +95,14 @@ fn publish(
     };
     node.metrics.events_published.inc();
     node.metrics.deliveries.inc_by(delivered as u64);
+    node.console.emit(&app.id, || Activity::Triggered {
+        source,
+        channel: channel.as_str(),
+        event: name,
+        data,
+        excluded: except.map(|except| except.socket_id.as_str()),
+        delivered,
+    });
 }
 
 /// The counts a trigger's `info` asks for: `user_count` on presence channels only, and

@@ -19,10 +19,8 @@ use pusher_wire::rest::auth::QueryParams;
 
 use self::error::ApiError;
 use crate::apps::App;
+use crate::http::Body;
 use crate::node::Node;
-
-/// A response body: whole, or the streamed channel list.
-pub(crate) type Body = Either<Full<Bytes>, channels::ChannelList>;
 
 /// The endpoints of the REST API.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,7 +127,7 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
     }
     let whole = match route {
         Route::Channels => return channels::list(&app, &params),
-        Route::Events => events::trigger(&app, node, &body),
+        Route::Events => events::trigger(&app, node, &body, "rest"),
         Route::BatchEvents => events::batch(&app, node, &body),
         Route::Channel(name) => channels::show(&app, &name, &params),
         Route::ChannelUsers(name) => channels::users(&app, &name),

@@ -30,6 +30,8 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::console::{Activity, Console};
+
 /// Requests waiting, on the wire or between retries, across every endpoint.
 pub(crate) const MAX_OUTSTANDING: usize = 10_000;
 /// Requests waiting, on the wire or between retries, for one endpoint.
@@ -111,6 +113,8 @@ pub(crate) fn tls_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>
 /// One webhook request: some events of one app for one endpoint.
 #[derive(Debug)]
 pub(crate) struct Request {
+    /// The app whose events these are.
+    pub(crate) app_id: Arc<str>,
     /// Where to.
     pub(crate) endpoint: Arc<Endpoint>,
     /// The app key (`X-Pusher-Key`).
@@ -137,6 +141,7 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     counters: Counters,
+    console: Arc<Console>,
 }
 
 /// What delivery counts, for `/metrics`.
@@ -163,12 +168,13 @@ enum AttemptError {
 
 impl Delivery {
     /// A delivery service whose tasks run on `tracker` and stop retrying on `shutdown`; https
-    /// endpoints are verified with `tls`.
+    /// endpoints are verified with `tls`; outcomes are told to the debug `console`.
     pub(crate) fn new(
         tracker: TaskTracker,
         shutdown: CancellationToken,
         counters: Counters,
         tls: Arc<ClientConfig>,
+        console: Arc<Console>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -178,6 +184,7 @@ impl Delivery {
                 tracker,
                 shutdown,
                 counters,
+                console,
             }),
         }
     }
@@ -211,12 +218,14 @@ impl Delivery {
             let error = match self.attempt(&request).await {
                 Ok(()) => {
                     counters.delivered.inc_by(events);
+                    self.tell(&request, None);
                     return;
                 }
                 Err(error) => error,
             };
             let give_up = request.created.elapsed() + backoff > RETRY_WINDOW || self.inner.shutdown.is_cancelled();
             tracing::debug!(endpoint = request.endpoint.authority, %error, give_up, "webhook attempt failed");
+            self.tell(&request, Some((&error, !give_up)));
             if give_up {
                 counters.failed.inc_by(events);
                 tracing::warn!(endpoint = request.endpoint.authority, %error, "webhook given up");
@@ -229,6 +238,29 @@ impl Delivery {
                 () = self.inner.shutdown.cancelled() => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Tell the console's viewers of the request's app how an attempt went: sent, or failed with
+    /// an error (and whether it is retried).
+    fn tell(&self, request: &Request, failure: Option<(&AttemptError, bool)>) {
+        let console = &self.inner.console;
+        if !console.watched() {
+            return;
+        }
+        let events: Vec<&str> = request.events.iter().map(|event| event.kind().name()).collect();
+        let url = request.endpoint.uri.as_str();
+        match failure {
+            None => console.emit(&request.app_id, || Activity::WebhookSent { url, events: &events }),
+            Some((error, retrying)) => {
+                let error = error.to_string();
+                console.emit(&request.app_id, || Activity::WebhookFailed {
+                    url,
+                    events: &events,
+                    error: &error,
+                    retrying,
+                });
+            }
         }
     }
 

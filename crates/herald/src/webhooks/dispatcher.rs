@@ -137,6 +137,7 @@ impl DelayTable {
 /// What the dispatcher needs to know about one app.
 #[derive(Debug)]
 struct AppHooks {
+    id: Arc<str>,
     key: Arc<str>,
     secret: Arc<str>,
     targets: Vec<(Arc<Endpoint>, crate::config::WebhookTarget)>,
@@ -174,6 +175,7 @@ impl Dispatcher {
                 .collect();
             let buffered = old.remove(&id).map(|hooks| hooks.buffered).unwrap_or_default();
             let hooks = AppHooks {
+                id: id.clone(),
                 key: app.key.as_str().into(),
                 secret: app.secret.as_str().into(),
                 targets,
@@ -272,6 +274,7 @@ fn send(delivery: &Delivery, app: &AppHooks, events: Vec<WebhookEvent>) {
         let wanted: Vec<WebhookEvent> = events.iter().filter(|e| target.wants(e.kind())).cloned().collect();
         if !wanted.is_empty() {
             delivery.send(Request {
+                app_id: app.id.clone(),
                 endpoint: endpoint.clone(),
                 key: app.key.clone(),
                 secret: app.secret.clone(),

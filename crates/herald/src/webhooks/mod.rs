@@ -192,8 +192,13 @@ pub(crate) fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
         tracing::warn!(%why, "webhook_ca_file unusable; https webhooks trust the public roots only");
         delivery::tls_config(None).unwrap_or_else(|_| unreachable!("the built-in roots are valid"))
     });
-    let delivery =
-        delivery::Delivery::new(node.tracker.clone(), node.shutdown.clone(), node.metrics.webhooks.clone(), tls);
+    let delivery = delivery::Delivery::new(
+        node.tracker.clone(),
+        node.shutdown.clone(),
+        node.metrics.webhooks.clone(),
+        tls,
+        node.console.clone(),
+    );
     let configs = node.app_configs.subscribe();
     let dispatcher = dispatcher::Dispatcher::new(&configs.borrow(), node.config.webhook_delay, delivery);
     let producers = [node.connections.clone(), node.cluster_link.clone()];
