@@ -121,12 +121,21 @@ scenarios_in!(demo, super::Mode::Single, {
     seed_chat_in_two_tabs_with_pusher_js_3: "browser/demo_chat.mjs", ["3"], NO_WEBHOOKS;
 });
 
-/// One node, a cluster of two sharing a `redis-server`, or one node serving TLS only.
+// The debug console (`--console`) in Chromium, next to pusher-js and the Node SDK on one node: the
+// console shows what the node it is served by sees. `HERALD_UPDATE_SCREENSHOTS=1` saves
+// `docs/console-login.png` and `docs/console.png`.
+scenarios_in!(console, super::Mode::Console, {
+    console_shows_pusher_js_and_node_sdk_and_sends_events_with_pusher_js_8: "browser/console.mjs", ["8"], NO_WEBHOOKS;
+});
+
+/// One node, a cluster of two sharing a `redis-server`, one node serving TLS only, or one node with
+/// the debug console on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Single,
     Cluster,
     Tls,
+    Console,
 }
 
 /// Run one client script against fresh servers and panic with everything needed to debug it if the
@@ -151,6 +160,9 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
     if let Some(certs) = &certs {
         server_args.extend(["--tls-cert".into(), certs.cert.display().to_string()]);
         server_args.extend(["--tls-key".into(), certs.key.display().to_string()]);
+    }
+    if mode == Mode::Console {
+        server_args.push("--console".into());
     }
     let mut servers = vec![Herald::start(&server_args)];
     if mode == Mode::Cluster {
