@@ -240,3 +240,69 @@ async fn a_long_channel_listing_is_streamed_in_chunks_and_lists_every_channel_on
     let reply = server.rest().get("/channels", &[("filter_by_prefix", "listing-1-69")]).await;
     assert_eq!(reply.body["channels"].as_object().map(|c| c.len()), Some(11), "{}", reply.text);
 }
+
+/// Send `head` then, unless it waits for `100 Continue`, `body_bytes` of body on one connection,
+/// and read what the server answers up to the end of the first response's JSON body.
+async fn raw_exchange(stream: &mut tokio::net::TcpStream, head: &str, body_bytes: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut reader, mut writer) = stream.split();
+    let send = async {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = body_bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            writer.write_all(&chunk[..n]).await?;
+            left -= n;
+        }
+        std::io::Result::Ok(())
+    };
+    let receive = async {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("}") {
+            let n = reader.read(&mut buf).await.expect("read the answer");
+            assert!(n > 0, "connection closed before a whole answer: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (sent, answer) = tokio::join!(send, receive);
+    sent.expect("the whole body is taken by the server, not reset under the client");
+    answer
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_so_that_the_client_reads_the_413() {
+    let server = TestServer::start().await;
+    let size = 3 << 20;
+    let query = signed_query(KEY, SECRET, "POST", EVENTS, &[], b"", now());
+    let head = |expect: &str| {
+        format!(
+            "POST {EVENTS}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {size}\r\n{expect}\r\n"
+        )
+    };
+
+    // Waiting for `100 Continue` (as curl, under Guzzle, does for large bodies): refused from the
+    // Content-Length alone, so the body is never sent.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let answer = raw_exchange(&mut stream, &head("Expect: 100-continue\r\n"), 0).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+
+    // Sending it at once: the whole body is taken, the 413 read, and the connection still serves.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let answer = raw_exchange(&mut stream, &head(""), size).await;
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("larger than"), "{answer}");
+    let query = signed_query(KEY, SECRET, "POST", EVENTS, &[], body().as_bytes(), now());
+    let next = format!(
+        "POST {EVENTS}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{}",
+        body().len(),
+        body()
+    );
+    let answer = raw_exchange(&mut stream, &next, 0).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "the connection is kept for the next request: {answer}");
+    server.stop().await;
+}

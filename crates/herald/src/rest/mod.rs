@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use pusher_wire::rest::auth::QueryParams;
@@ -82,26 +82,70 @@ pub(crate) const MAX_BODY_BYTES: usize = 20 << 20;
 /// and its buffer forever.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The most of a refused body read and dropped so that its client can read the 413; past it (or
+/// [`BODY_TIMEOUT`]) the connection is closed under the client.
+const DISCARD_BYTES: u64 = 64 << 20;
+
+/// The request's `Content-Length`, if it has a valid one.
+fn declared_length(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers.get(hyper::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn expects_continue(headers: &hyper::HeaderMap) -> bool {
+    headers.get(hyper::header::EXPECT).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Read and drop the rest of a refused request's body while its answer is written. Closing the
+/// connection with the body unread would reset it under a client still sending, and the client
+/// would report a broken pipe instead of the 413.
+/// Not tracked for shutdown: it ends when its connection does.
+fn discard(mut body: Incoming) {
+    tokio::spawn(async move {
+        let mut read = 0u64;
+        let _ = tokio::time::timeout(BODY_TIMEOUT, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |data| data.len() as u64);
+                if read > DISCARD_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
 /// Answer a REST request, and log one line for it (target `herald::access`: method, path without
 /// the query string, status, duration, app id; never a key, secret or signature).
 pub(crate) async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Response<Body> {
     let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = match respond(request, node).await {
+    let (parts, mut body) = request.into_parts();
+    let mut body_read = false;
+    let response = match respond(&parts, &mut body, &mut body_read, node).await {
         Ok(response) => response,
         Err(error) => error.into_response().map(Either::Left),
     };
-    let status = response.status().as_u16();
-    node.metrics.rest_requests.get_or_create(&[("status", status)]).inc();
-    let app = parse_path(&path).and_then(|(app, _)| app).unwrap_or("-");
+    let status = response.status();
+    // A refused request's body is read to its end while the answer is written: closing the
+    // connection with it unread would reset it under a client still sending, which then reports a
+    // broken pipe instead of the answer. Except where the client waits for `100 Continue` before
+    // sending it (hyper sends that on the first read): there it is never read, so never sent.
+    if status.is_client_error() && !body.is_end_stream() && (body_read || !expects_continue(&parts.headers)) {
+        discard(body);
+    }
+    node.metrics.rest_requests.get_or_create(&[("status", status.as_u16())]).inc();
+    let path = parts.uri.path();
+    let app = parse_path(path).and_then(|(app, _)| app).unwrap_or("-");
     let duration_us = started.elapsed().as_micros() as u64;
-    tracing::info!(target: "herald::access", %method, path, status, duration_us, app, "rest request");
+    tracing::info!(target: "herald::access", method = %parts.method, path, status = status.as_u16(), duration_us, app, "rest request");
     response
 }
 
-async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Response<Body>, ApiError> {
-    let (parts, body) = request.into_parts();
+async fn respond(
+    parts: &hyper::http::request::Parts,
+    body: &mut Incoming,
+    body_read: &mut bool,
+    node: &Arc<Node>,
+) -> Result<Response<Body>, ApiError> {
     let path = parts.uri.path();
     let (app_id, route) = parse_path(path).ok_or_else(|| ApiError::NotFound(format!("no such endpoint: {path}")))?;
     let method = route.method();
@@ -112,6 +156,11 @@ async fn respond(request: Request<Incoming>, node: &Arc<Node>) -> Result<Respons
     // Authenticated before the body is read: a forged request costs no body buffering.
     let app: Arc<App> = auth::authenticate(&node.apps(), app_id, method.as_str(), path, &params)?;
     let max = max_body_bytes(app.config().max_event_bytes);
+    // Refused from its Content-Length alone when it declares too much, before `100 Continue`.
+    if declared_length(&parts.headers).is_some_and(|length| length > max as u64) {
+        return Err(ApiError::BodyTooLarge { max });
+    }
+    *body_read = true;
     let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),

@@ -1,15 +1,9 @@
-// PENDING (not in e2e.rs's scenario list; it fails against Herald as it is): a request body over
-// Herald's REST body limit (1 MiB for the default 10 KB event limit) must surface in the official
-// PHP SDK as ApiErrorException 413, as event data over 10 KB does (node/php_sdk_users.mjs).
-//
-// What happens instead: Guzzle sends bodies of 1 MB or more with `Expect: 100-Continue`. Herald
-// answers `100 Continue` although the request's Content-Length already exceeds its limit, reads 1 MiB
-// of the body, answers 413 and closes the connection with the rest of the body unread. The client,
-// still sending, gets a reset, and curl often reports "cURL error 55: Send failure: Broken pipe"
-// before it reads the 413: the SDK then throws GuzzleHttp\Exception\RequestException instead of
-// ApiErrorException (about one request in five here). Answering 413 before `100 Continue` when the
-// Content-Length is over the limit (the client then never sends the body), and closing only after
-// reading or discarding what the client still sends, would let every client see the 413.
+// A request body over Herald's REST body limit (1 MiB for the default 10 KB event limit) surfaces in
+// the official PHP SDK as ApiErrorException 413, as event data over 10 KB does
+// (node/php_sdk_users.mjs). Guzzle sends bodies of 1 MB or more with `Expect: 100-Continue`: Herald
+// refuses them from their Content-Length before `100 Continue`, so the body is never sent. (Herald
+// used to answer `100 Continue`, read 1 MiB, answer 413 and close with the rest unread; curl then
+// often reported "Send failure: Broken pipe" before reading the 413, about one request in five.)
 //
 // It makes ATTEMPTS such triggers in one PHP process and expects ApiErrorException 413 for each.
 //
