@@ -1,10 +1,14 @@
 //! The `herald` binary: parse flags, set up logging, bind, print what to paste into clients, and run
-//! the server until SIGINT or SIGTERM. Errors are printed in plain words, never as a panic.
+//! the server until SIGINT or SIGTERM; or ask a running server whether it is up (`herald health`).
+//! Errors are printed in plain words, never as a panic.
+
+mod health;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Ask a running server's /up whether it serves: exit 0 if it answers 200, 1 otherwise.
+    Health(HealthArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +75,29 @@ struct ServeArgs {
     console: bool,
 }
 
+/// Without `--url`, `health` asks where `serve` would listen given the same flags and environment.
+#[derive(Args)]
+struct HealthArgs {
+    /// URL to ask, e.g. http://127.0.0.1:6001/up.
+    #[arg(long)]
+    url: Option<String>,
+    /// TOML file `serve` reads: its host, port and certificate give the default URL.
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address the server listens on; a wildcard (0.0.0.0, ::) is asked on loopback [default: 0.0.0.0].
+    #[arg(long, env = "HERALD_HOST", value_parser = parse_host)]
+    host: Option<IpAddr>,
+    /// Port the server listens on [default: 6001].
+    #[arg(long, env = "HERALD_PORT")]
+    port: Option<u16>,
+    /// The server's certificate, when it serves TLS: ask over https.
+    #[arg(long, env = "HERALD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+}
+
 fn parse_host(value: &str) -> Result<IpAddr, String> {
     if value.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -78,8 +107,11 @@ fn parse_host(value: &str) -> Result<IpAddr, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
-    match serve(args) {
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Health(args) => health(args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -163,6 +195,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn health(args: HealthArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(args.timeout);
+    if let Some(url) = &args.url {
+        return health::check(url, timeout);
+    }
+    let file = match &args.config {
+        Some(path) => Some(Config::from_file(path)?),
+        None => None,
+    };
+    let host = args.host.or(file.as_ref().map(|file| file.host)).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let port = args.port.or(file.as_ref().map(|file| file.port)).unwrap_or(6001);
+    if port == 0 {
+        bail!("port 0 means any free port: give the server's address with --url");
+    }
+    let tls = args.tls_cert.is_some() || file.is_some_and(|file| file.tls.is_some());
+    health::check(&health::local_url(host, port, tls), timeout)
 }
 
 /// Log the address and, per app, the client settings to paste. The secret is never logged.
