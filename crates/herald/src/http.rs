@@ -1,5 +1,6 @@
 //! The router: every HTTP request on the one port lands here and is sent, by path, to the WebSocket
-//! upgrade (`…/app/{key}`), the REST API (`/apps/{id}/…`), `/metrics` or the health check.
+//! upgrade (`…/app/{key}`), the REST API (`/apps/{id}/…`), the debug console (`/console…`),
+//! `/metrics` or the health check.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,12 +24,13 @@ pub(crate) async fn route(request: Request<Incoming>, node: Arc<Node>) -> Result
     if path.starts_with("/apps/") || path.starts_with("/users/") {
         return Ok(rest::handle(request, &node).await);
     }
-    if path == "/console" || path.starts_with("/console/") {
-        return Ok(crate::console::handle(request, &node).await);
-    }
+    // Before the console: pusher-js may put any prefix before `/app/{key}`, `/console` too.
     if let Some(key) = websocket_app_key(path) {
         let key = key.to_owned();
         return Ok(upgrade::upgrade(request, &key, &node).map(Either::Left));
+    }
+    if path == "/console" || path.starts_with("/console/") {
+        return Ok(crate::console::handle(request, &node).await);
     }
     Ok(match (request.method(), path) {
         // 503 once shutting down, so a load balancer stops sending clients here.

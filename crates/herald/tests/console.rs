@@ -27,28 +27,41 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
 }
 
-/// The query string of a console session for `key`, signed with `credential`, expiring at `expires`.
-fn session(key: &str, credential: &str, expires: u64) -> String {
-    let signature = hmac_sha256_hex(credential.as_bytes(), format!("herald-console\n{key}\n{expires}").as_bytes());
+/// The query string of a console session for `key` and `request` ("GET stream"), signed with
+/// `credential`, expiring at `expires`.
+fn session(key: &str, credential: &str, expires: u64, request: &str) -> String {
+    let text = format!("herald-console\n{key}\n{expires}\n{request}");
+    let signature = hmac_sha256_hex(credential.as_bytes(), text.as_bytes());
     format!("key={key}&expires={expires}&signature={signature}")
 }
 
-fn signed() -> String {
-    session(KEY, SECRET, unix_now() + 3_600)
+/// A valid session's query for `request`.
+fn signed(request: &str) -> String {
+    session(KEY, SECRET, unix_now() + 3_600, request)
 }
 
 /// Send a request and return the response with its body still to be read.
 async fn request(server: &TestServer, method: &str, path: &str, body: &str) -> hyper::Response<Incoming> {
+    request_with(server, method, path, body, None).await
+}
+
+/// [`request`] with an `Authorization` header.
+async fn request_with(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: &str,
+    authorization: Option<&str>,
+) -> hyper::Response<Incoming> {
     let stream = TcpStream::connect(server.addr).await.expect("connect");
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
     tokio::spawn(connection);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", server.addr.to_string())
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .expect("request");
+    let mut request = hyper::Request::builder().method(method).uri(path).header("host", server.addr.to_string());
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("request");
     tokio::time::timeout(WAIT, sender.send_request(request)).await.expect("response in time").expect("response")
 }
 
@@ -65,6 +78,7 @@ async fn call(server: &TestServer, method: &str, path: &str, body: &str) -> (u16
 struct Stream {
     body: Incoming,
     buffer: String,
+    skipped: Vec<Value>,
 }
 
 impl Stream {
@@ -72,7 +86,7 @@ impl Stream {
         let response = request(server, "GET", &format!("/console/api/stream?{query}"), "").await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self { body: response.into_body(), buffer: String::new() }
+        Self { body: response.into_body(), buffer: String::new(), skipped: Vec::new() }
     }
 
     /// The next `data:` line, as JSON.
@@ -96,13 +110,20 @@ impl Stream {
         }
     }
 
-    /// Lines until one of `kind` on `channel` (or any channel when `None`).
+    /// The first line of `kind` on `channel` (or any channel when `None`): one skipped by an
+    /// earlier call, or the next to arrive. Lines in between are kept for later calls, since
+    /// activities of separate tasks (webhooks, connections) may arrive in any order.
     async fn until(&mut self, kind: &str, channel: Option<&str>) -> Value {
+        let wanted = |line: &Value| line["kind"] == kind && channel.is_none_or(|c| line["channel"] == c);
+        if let Some(at) = self.skipped.iter().position(wanted) {
+            return self.skipped.remove(at);
+        }
         loop {
             let line = self.next().await;
-            if line["kind"] == kind && channel.is_none_or(|c| line["channel"] == c) {
+            if wanted(&line) {
                 return line;
             }
+            self.skipped.push(line);
         }
     }
 }
@@ -110,7 +131,7 @@ impl Stream {
 #[tokio::test]
 async fn the_console_is_off_unless_enabled() {
     let server = TestServer::start().await;
-    for path in ["/console", "/console/console.js", &format!("/console/api/session?{}", signed())] {
+    for path in ["/console", "/console/console.js", &format!("/console/api/session?{}", signed("GET session"))] {
         let (status, _, body, _) = call(&server, "GET", path, "").await;
         assert_eq!(status, 404, "{path}");
         assert!(body["error"].as_str().is_some_and(|e| e.contains("--console")), "{body}");
@@ -128,39 +149,56 @@ async fn every_console_request_needs_a_session_signed_with_the_secret_or_console
     assert_eq!((status, headers["content-type"].to_str().ok()), (200, Some("text/javascript; charset=utf-8")));
 
     let now = unix_now();
-    let (status, _, opened, _) = call(&server, "GET", &format!("/console/api/session?{}", signed()), "").await;
+    let path = format!("/console/api/session?{}", signed("GET session"));
+    let (status, _, opened, _) = call(&server, "GET", &path, "").await;
     assert_eq!((status, opened["app_id"].as_str()), (200, Some("1")));
-    let by_token = session(KEY, TOKEN, now + 60);
+    let by_token = session(KEY, TOKEN, now + 60, "GET session");
     assert_eq!(call(&server, "GET", &format!("/console/api/session?{by_token}"), "").await.0, 200);
+    // What the page sends: the same three in the Authorization header.
+    let expires = now + 60;
+    let signature =
+        hmac_sha256_hex(SECRET.as_bytes(), format!("herald-console\n{KEY}\n{expires}\nGET overview").as_bytes());
+    let authorization = format!("HeraldConsole {KEY}:{expires}:{signature}");
+    let response = request_with(&server, "GET", "/console/api/overview", "", Some(&authorization)).await;
+    assert_eq!(response.status(), 200);
 
-    let refused = [
-        ("no session", String::new()),
-        ("a wrong secret", session(KEY, "guess", now + 60)),
-        ("another app's secret", session(KEY, "other-secret", now + 60)),
-        ("an unknown key", session("nobody", SECRET, now + 60)),
-        ("an expired session", session(KEY, SECRET, now - 10)),
-        ("a session of a week", session(KEY, SECRET, now + 7 * 86_400)),
-    ];
-    for (what, query) in refused {
-        for endpoint in ["session", "overview", "stream", "members?channel=presence-x"] {
+    let endpoints = ["session", "overview", "stream", "members?channel=presence-x"];
+    for endpoint in endpoints {
+        let request = format!("GET {}", endpoint.split('?').next().unwrap_or(endpoint));
+        let refused = [
+            ("no session", String::new()),
+            ("a wrong secret", session(KEY, "guess", now + 60, &request)),
+            ("another app's secret", session(KEY, "other-secret", now + 60, &request)),
+            ("an unknown key", session("nobody", SECRET, now + 60, &request)),
+            ("an expired session", session(KEY, SECRET, now - 10, &request)),
+            ("a session of a week", session(KEY, SECRET, now + 7 * 86_400, &request)),
+            ("another request's signature", session(KEY, SECRET, now + 60, "GET elsewhere")),
+        ];
+        for (what, query) in refused {
             let separator = if endpoint.contains('?') { '&' } else { '?' };
             let (status, headers, body, text) =
                 call(&server, "GET", &format!("/console/api/{endpoint}{separator}{query}"), "").await;
             assert_eq!(status, 401, "{what} on {endpoint}: {text}");
             assert!(body["error"].is_string(), "{what}: a JSON error, got {text}");
-            assert_eq!(headers["cache-control"], "no-store");
+            assert_eq!(
+                (&headers["cache-control"], &headers["x-content-type-options"]),
+                (
+                    &"no-store".parse::<hyper::header::HeaderValue>().unwrap(),
+                    &"nosniff".parse::<hyper::header::HeaderValue>().unwrap()
+                )
+            );
         }
     }
-    let (status, _, _, _) =
-        call(&server, "POST", &format!("/console/api/events?{}", session(KEY, "x", now + 60)), "{}").await;
-    assert_eq!(status, 401, "the event creator needs a session too");
+    // The stream's signature (the one that travels in a URL) cannot send events.
+    let path = format!("/console/api/events?{}", signed("GET stream"));
+    assert_eq!(call(&server, "POST", &path, "{}").await.0, 401, "the event creator needs its own signature");
 }
 
 #[tokio::test]
 async fn the_stream_tells_what_happens_in_its_app_only() {
     let server = TestServer::start_with(console_config()).await;
-    let mut stream = Stream::open(&server, &signed()).await;
-    let mut other = Stream::open(&server, &session("other-key", "other-secret", unix_now() + 60)).await;
+    let mut stream = Stream::open(&server, &signed("GET stream")).await;
+    let mut other = Stream::open(&server, &session("other-key", "other-secret", unix_now() + 60, "GET stream")).await;
 
     let mut client = server.connect().await;
     let connected = stream.until("connected", None).await;
@@ -203,6 +241,64 @@ async fn the_stream_tells_what_happens_in_its_app_only() {
 }
 
 #[tokio::test]
+async fn the_stream_shows_client_events_sign_ins_batches_rest_refusals_and_webhooks() {
+    let receiver = support::webhooks::Receiver::start(1).await;
+    let mut config = console_config();
+    config.apps[0].webhooks.push(herald::WebhookTarget { url: format!("{}?token=hidden", receiver.url), events: None });
+    let server = TestServer::start_with(config).await;
+    let mut stream = Stream::open(&server, &signed("GET stream")).await;
+
+    let mut sender = server.connect().await;
+    let mut listener = server.connect().await;
+    for client in [&mut sender, &mut listener] {
+        let reply = client.subscribe_signed("private-room", None).await;
+        assert_eq!(reply["event"], "pusher_internal:subscription_succeeded");
+    }
+    sender.send(json!({"event": "client-typing", "channel": "private-room", "data": {"who": "ann"}})).await;
+    let relayed = stream.until("client_event", Some("private-room")).await;
+    assert_eq!(
+        (&relayed["event"], &relayed["data"], &relayed["socket_id"]),
+        (&json!("client-typing"), &json!(r#"{"who":"ann"}"#), &json!(sender.socket_id))
+    );
+
+    let user_data = json!({"id": "ann"}).to_string();
+    let auth = pusher_wire::auth::sign_user(KEY, SECRET, &sender.socket_id, &user_data);
+    sender.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+    let signed_in = stream.until("signed_in", None).await;
+    assert_eq!((&signed_in["user_id"], &signed_in["socket_id"]), (&json!("ann"), &json!(sender.socket_id)));
+
+    let batch = json!({"batch": [{"channel": "news", "name": "first", "data": "1"}, {"channel": "sport", "name": "second", "data": "2"}]});
+    assert_eq!(server.rest().post("/batch_events", &batch).await.status, 200);
+    let first = stream.until("triggered", Some("news")).await;
+    let second = stream.until("triggered", Some("sport")).await;
+    assert_eq!(
+        (&first["event"], &second["event"], &second["source"]),
+        (&json!("first"), &json!("second"), &json!("batch"))
+    );
+
+    let forged = pusher_wire::rest::auth::signed_query(
+        KEY,
+        "not-the-secret",
+        "POST",
+        "/apps/1/events",
+        &[],
+        b"{}",
+        support::now(),
+    );
+    assert_eq!(server.rest().send("POST", &format!("/apps/1/events?{forged}"), "{}".into()).await.status, 401);
+    let refused = stream.until("refused", None).await;
+    assert_eq!(refused["code"], 401);
+    assert!(refused["message"].as_str().is_some_and(|m| m.starts_with("POST /apps/1/events: ")), "{refused}");
+
+    // The receiver fails the first request (channel_occupied) and takes the retry.
+    let failed = stream.until("webhook_failed", None).await;
+    assert_eq!((&failed["retrying"], &failed["url"]), (&json!(true), &json!(receiver.url)), "never the query");
+    let sent = stream.until("webhook_sent", None).await;
+    assert_eq!(sent["url"], json!(receiver.url));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_overview_members_and_event_creator_work_on_the_live_app() {
     let server = TestServer::start_with(console_config()).await;
     let mut listener = server.connect().await;
@@ -211,7 +307,8 @@ async fn the_overview_members_and_event_creator_work_on_the_live_app() {
     let data = r#"{"user_id":"ann","user_info":{"name":"Ann"}}"#;
     member.subscribe_signed("presence-room", Some(data)).await;
 
-    let (status, _, overview, _) = call(&server, "GET", &format!("/console/api/overview?{}", signed()), "").await;
+    let (status, _, overview, _) =
+        call(&server, "GET", &format!("/console/api/overview?{}", signed("GET overview")), "").await;
     assert_eq!(status, 200);
     assert_eq!((overview["connections"].as_u64(), overview["channel_count"].as_u64()), (Some(2), Some(2)));
     assert_eq!(
@@ -221,16 +318,16 @@ async fn the_overview_members_and_event_creator_work_on_the_live_app() {
             {"name": "presence-room", "subscription_count": 1, "user_count": 1},
         ])
     );
-    let path = format!("/console/api/overview?filter_by_prefix=pres&{}", signed());
+    let path = format!("/console/api/overview?filter_by_prefix=pres&{}", signed("GET overview"));
     assert_eq!(call(&server, "GET", &path, "").await.2["channel_count"], 1);
 
-    let path = format!("/console/api/members?channel=presence-room&{}", signed());
+    let path = format!("/console/api/members?channel=presence-room&{}", signed("GET members"));
     let (status, _, members, _) = call(&server, "GET", &path, "").await;
     assert_eq!((status, &members["members"]), (200, &json!([{"id": "ann", "info": {"name": "Ann"}}])));
-    let path = format!("/console/api/members?channel=chat&{}", signed());
+    let path = format!("/console/api/members?channel=chat&{}", signed("GET members"));
     assert_eq!(call(&server, "GET", &path, "").await.0, 400, "only presence channels have members");
 
-    let path = format!("/console/api/events?{}", signed());
+    let path = format!("/console/api/events?{}", signed("POST events"));
     let event = json!({"name": "from-console", "channel": "chat", "data": r#"{"n":1}"#}).to_string();
     let (status, _, answer, _) = call(&server, "POST", &path, &event).await;
     assert_eq!((status, answer), (200, json!({})));
@@ -245,7 +342,7 @@ async fn the_overview_members_and_event_creator_work_on_the_live_app() {
 #[tokio::test]
 async fn an_open_stream_does_not_hold_up_shutdown() {
     let server = TestServer::start_with(console_config()).await;
-    let _stream = Stream::open(&server, &signed()).await;
+    let _stream = Stream::open(&server, &signed("GET stream")).await;
     // `stop` gives the server ten seconds: a stream kept open past shutdown would fail it.
     tokio::time::timeout(Duration::from_secs(20), server.stop()).await.expect("stopped with a viewer attached");
 }

@@ -125,8 +125,14 @@ impl Session {
             }
             Err(error) => {
                 refuse_frame(&error, replies);
-                let message = error.to_string();
-                self.tell(console, || refused(None, None, &message));
+                if console.watched() {
+                    let message = error.to_string();
+                    let (channel, code) = match &error {
+                        FrameError::InvalidSubscription { channel, .. } => (Some(channel.as_str()), Some(400)),
+                        _ => (None, None),
+                    };
+                    self.tell(console, || refused(channel, code, &message));
+                }
             }
         }
     }

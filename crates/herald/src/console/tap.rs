@@ -16,8 +16,17 @@ use bytes::Bytes;
 use pusher_wire::frame::push_json_string;
 use tokio::sync::Notify;
 
+use crate::rest::error::ApiError;
+
 /// Lines one viewer may have waiting; older ones are dropped beyond it.
 pub(crate) const VIEWER_BACKLOG: usize = 1_000;
+
+/// Viewers of one app at once: each costs every activity of the app a queue push, and holds an
+/// HTTP connection for as long as it watches.
+pub(crate) const MAX_VIEWERS_PER_APP: usize = 8;
+
+/// Viewers of every app together on one node.
+pub(crate) const MAX_VIEWERS: usize = 32;
 
 /// Most bytes of event data shown in a line; the rest is cut (the line says how long it was).
 const DATA_PREVIEW_BYTES: usize = 2_048;
@@ -65,7 +74,8 @@ pub(crate) enum Activity<'a> {
 /// One console page's live stream: the lines waiting for it.
 #[derive(Debug)]
 pub(crate) struct Viewer {
-    app_id: Arc<str>,
+    /// The app it watches.
+    pub(crate) app_id: Arc<str>,
     queue: Mutex<Backlog>,
     /// Woken when a line is queued.
     pub(crate) ready: Notify,
@@ -96,14 +106,22 @@ pub(crate) struct Watch {
 }
 
 impl Console {
-    /// Start watching `app_id`.
-    pub(crate) fn watch(self: &Arc<Self>, app_id: Arc<str>) -> Watch {
-        let viewer = Arc::new(Viewer { app_id, queue: Mutex::default(), ready: Notify::new() });
+    /// Start watching `app_id`, unless [`MAX_VIEWERS_PER_APP`] watch it or [`MAX_VIEWERS`] watch
+    /// this node already.
+    pub(crate) fn watch(self: &Arc<Self>, app_id: Arc<str>) -> Result<Watch, ApiError> {
         let mut viewers = lock(&self.viewers);
         viewers.retain(|v| v.strong_count() > 0);
+        if viewers.len() >= MAX_VIEWERS {
+            return Err(ApiError::TooManyViewers { scope: "on this node", watching: viewers.len() });
+        }
+        let of_app = viewers.iter().filter_map(Weak::upgrade).filter(|viewer| viewer.app_id == app_id).count();
+        if of_app >= MAX_VIEWERS_PER_APP {
+            return Err(ApiError::TooManyViewers { scope: "for this app", watching: of_app });
+        }
+        let viewer = Arc::new(Viewer { app_id, queue: Mutex::default(), ready: Notify::new() });
         viewers.push(Arc::downgrade(&viewer));
         self.watching.fetch_add(1, Ordering::Relaxed);
-        Watch { console: self.clone(), viewer }
+        Ok(Watch { console: self.clone(), viewer })
     }
 
     /// Whether anybody watches any app.
@@ -258,7 +276,7 @@ impl Line {
             end -= 1;
         }
         self.str("data", &data[..end]);
-        let _ = write!(self.0, r#","data_bytes":{}"#, data.len());
+        let _ = write!(self.0, r#","data_bytes":{},"data_cut":{}"#, data.len(), end < data.len());
     }
 }
 
@@ -283,7 +301,7 @@ mod tests {
     fn nothing_is_built_while_nobody_watches() {
         let console = Arc::new(Console::default());
         console.emit("1", || unreachable!("built without a viewer"));
-        let watch = console.watch("1".into());
+        let watch = console.watch("1".into()).unwrap();
         drop(watch);
         console.emit("1", || unreachable!("built after the viewer left"));
         assert!(lock(&console.viewers).is_empty());
@@ -292,8 +310,8 @@ mod tests {
     #[test]
     fn viewers_see_their_app_only() {
         let console = Arc::new(Console::default());
-        let one = console.watch("1".into());
-        let two = console.watch("2".into());
+        let one = console.watch("1".into()).unwrap();
+        let two = console.watch("2".into()).unwrap();
         console.emit("1", || subscribed("a"));
         console.emit("3", || subscribed("b"));
         let lines = one.viewer.take();
@@ -304,9 +322,23 @@ mod tests {
     }
 
     #[test]
+    fn viewers_are_capped_per_app_and_per_node() {
+        let console = Arc::new(Console::default());
+        let of_one: Vec<Watch> = (0..MAX_VIEWERS_PER_APP).map(|_| console.watch("1".into()).unwrap()).collect();
+        assert!(matches!(console.watch("1".into()), Err(ApiError::TooManyViewers { scope: "for this app", .. })));
+        let others: Vec<Watch> = (MAX_VIEWERS_PER_APP..MAX_VIEWERS)
+            .map(|i| console.watch(format!("app{}", i % 4).into()).unwrap())
+            .collect();
+        assert!(matches!(console.watch("2".into()), Err(ApiError::TooManyViewers { scope: "on this node", .. })));
+        drop(of_one);
+        assert!(console.watch("1".into()).is_ok(), "a viewer that left frees its place");
+        drop(others);
+    }
+
+    #[test]
     fn a_slow_viewer_loses_its_oldest_lines_and_is_told_how_many() {
         let console = Arc::new(Console::default());
-        let watch = console.watch("1".into());
+        let watch = console.watch("1".into()).unwrap();
         let names: Vec<String> = (0..VIEWER_BACKLOG + 250).map(|i| format!("c{i}")).collect();
         for name in &names {
             console.emit("1", || subscribed(name));
@@ -334,7 +366,10 @@ mod tests {
         assert_eq!(line["at"], 5);
         assert_eq!(line["event"], "e\"vent");
         assert_eq!(line["data"].as_str().unwrap().len(), DATA_PREVIEW_BYTES);
-        assert_eq!(line["data_bytes"], 2 * DATA_PREVIEW_BYTES);
+        assert_eq!(
+            (&line["data_bytes"], &line["data_cut"]),
+            (&serde_json::json!(2 * DATA_PREVIEW_BYTES), &serde_json::json!(true))
+        );
         assert_eq!((line["excluded"].as_str(), line["delivered"].as_u64()), (Some("1.2"), Some(3)));
         let refused =
             Activity::Refused { socket_id: None, channel: Some("private-x"), code: Some(4009), message: "no" };

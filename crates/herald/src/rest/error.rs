@@ -39,6 +39,14 @@ pub(crate) enum ApiError {
     /// A console request without a valid session.
     #[error(transparent)]
     Console(#[from] crate::console::auth::SessionError),
+    /// As many debug consoles watch as may.
+    #[error("{watching} console streams are open {scope}, the most allowed; close one and retry")]
+    TooManyViewers {
+        /// "for this app" or "on this node".
+        scope: &'static str,
+        /// How many are open.
+        watching: usize,
+    },
     /// The app's limit of requests per second is reached.
     #[error("{what} rate limit reached: at most {limit} per second for this app")]
     TooManyRequests {
@@ -60,7 +68,7 @@ impl ApiError {
             Self::Trigger(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::TooManyViewers { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Console(_) => StatusCode::UNAUTHORIZED,
         }
     }

@@ -70,7 +70,7 @@ fn parse_path(path: &str) -> Option<(Option<&str>, Route)> {
 
 /// Largest body accepted: a full batch (10 events) of the largest events, with room for JSON
 /// escaping, and never more than [`MAX_BODY_BYTES`].
-fn max_body_bytes(event_limit: usize) -> usize {
+pub(crate) fn max_body_bytes(event_limit: usize) -> usize {
     (1 << 20).max(event_limit.saturating_mul(10 * 2)).min(MAX_BODY_BYTES)
 }
 
@@ -81,6 +81,31 @@ pub(crate) const MAX_BODY_BYTES: usize = 20 << 20;
 /// A request body must arrive within this long, so a client trickling one in cannot hold a task
 /// and its buffer forever.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Show a refused request in the debug console of the app its path names: "why did my trigger not
+/// arrive" is what a developer opens it for.
+fn tell_console(node: &Node, parts: &hyper::http::request::Parts, error: &ApiError) {
+    if !node.console.watched() {
+        return;
+    }
+    let Some(app_id) = parse_path(parts.uri.path()).and_then(|(app, _)| app) else { return };
+    let message = format!("{} {}: {error}", parts.method, parts.uri.path());
+    node.console.emit(app_id, || crate::console::Activity::Refused {
+        socket_id: None,
+        channel: None,
+        code: Some(error.status().as_u16()),
+        message: &message,
+    });
+}
+
+/// The whole body, at most `max` bytes, within [`BODY_TIMEOUT`].
+pub(crate) async fn read_body(body: &mut Incoming, max: usize) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge { max }),
+        Ok(Err(_)) | Err(_) => Err(ApiError::BodyRead),
+    }
+}
 
 /// The most of a refused body read and dropped so that its client can read the 413; past it (or
 /// [`BODY_TIMEOUT`]) the connection is closed under the client.
@@ -122,7 +147,10 @@ pub(crate) async fn handle(request: Request<Incoming>, node: &Arc<Node>) -> Resp
     let mut body_read = false;
     let response = match respond(&parts, &mut body, &mut body_read, node).await {
         Ok(response) => response,
-        Err(error) => error.into_response().map(Either::Left),
+        Err(error) => {
+            tell_console(node, &parts, &error);
+            error.into_response().map(Either::Left)
+        }
     };
     let status = response.status();
     // A refused request's body is read to its end while the answer is written: closing the
@@ -161,11 +189,7 @@ async fn respond(
         return Err(ApiError::BodyTooLarge { max });
     }
     *body_read = true;
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return Err(ApiError::BodyTooLarge { max }),
-        Ok(Err(_)) | Err(_) => return Err(ApiError::BodyRead),
-    };
+    let body = read_body(body, max).await?;
     auth::check_body(&params, &body)?;
     if matches!(route, Route::Channels | Route::Channel(_) | Route::ChannelUsers(_))
         && !app.allow_rest_read(std::time::Instant::now())

@@ -56,6 +56,8 @@ pub(crate) struct Endpoint {
     authority: String,
     /// The whole URL, as requests are sent to it.
     uri: String,
+    /// The URL without its query, which may carry a token: what the debug console shows.
+    shown: String,
     outstanding: Arc<Semaphore>,
     wire: Semaphore,
 }
@@ -76,6 +78,7 @@ impl Endpoint {
         }
         Ok(Self {
             authority: authority.as_str().to_owned(),
+            shown: format!("{}://{}{}", uri.scheme_str().unwrap_or("http"), authority.as_str(), uri.path()),
             uri: uri.to_string(),
             outstanding: Arc::new(Semaphore::new(MAX_OUTSTANDING_PER_ENDPOINT)),
             wire: Semaphore::new(MAX_CONCURRENT_PER_ENDPOINT),
@@ -249,7 +252,7 @@ impl Delivery {
             return;
         }
         let events: Vec<&str> = request.events.iter().map(|event| event.kind().name()).collect();
-        let url = request.endpoint.uri.as_str();
+        let url = request.endpoint.shown.as_str();
         match failure {
             None => console.emit(&request.app_id, || Activity::WebhookSent { url, events: &events }),
             Some((error, retrying)) => {
@@ -329,6 +332,7 @@ mod tests {
         let endpoint = Endpoint::parse("http://hooks.example:8080/pusher/webhooks?x=1").unwrap();
         assert_eq!(endpoint.authority, "hooks.example:8080");
         assert_eq!(endpoint.uri, "http://hooks.example:8080/pusher/webhooks?x=1");
+        assert_eq!(endpoint.shown, "http://hooks.example:8080/pusher/webhooks", "the console never sees the query");
         let default = Endpoint::parse("http://127.0.0.1").unwrap();
         assert_eq!(default.uri, "http://127.0.0.1/");
         let secure = Endpoint::parse("https://secure.example/h").unwrap();

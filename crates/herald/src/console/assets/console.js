@@ -1,8 +1,9 @@
 // Herald's debug console. Plain JavaScript, no build step, nothing loaded from elsewhere.
 //
-// Signing in: the page signs "herald-console\n{key}\n{expires}" with the app's secret (or console
-// token) using HMAC-SHA256 computed here, and sends key, expires and signature with every API call.
-// The secret itself is never sent, and only the signed session is kept (in sessionStorage).
+// Signing in: for each request it will make, the page signs
+// "herald-console\n{key}\n{expires}\n{METHOD} {endpoint}" with the app's secret (or console token)
+// using HMAC-SHA256 computed here, and sends key, expires and that signature with the request. The
+// secret itself is never sent, and only the signatures are kept (in sessionStorage).
 'use strict';
 
 // ---- HMAC-SHA256 ------------------------------------------------------------------------------
@@ -69,28 +70,67 @@ function hmacSha256Hex(secret, message) {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
+// A check of the code above against RFC 4231's second test case, at load: the constants come from
+// Math.sqrt and Math.cbrt, which a browser may compute less precisely than it should.
+const HMAC_WORKS = hmacSha256Hex('Jefe', 'what do ya want for nothing?')
+  === '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843';
+
 // ---- session and API --------------------------------------------------------------------------
 
 const SESSION_SECONDS = 12 * 3600;
+// Each request the page makes, signed on its own: a signature seen somewhere (the stream's is in
+// its URL, since EventSource cannot send headers) opens that request only.
+const REQUESTS = ['GET session', 'GET overview', 'GET members', 'GET stream', 'POST events'];
 const $ = (id) => document.getElementById(id);
-let session = JSON.parse(sessionStorage.getItem('herald-console') || 'null');
+
+function stored() {
+  try {
+    return JSON.parse(sessionStorage.getItem('herald-console') || 'null');
+  } catch {
+    return null;
+  }
+}
+
+function store(value) {
+  try {
+    if (value) sessionStorage.setItem('herald-console', JSON.stringify(value));
+    else sessionStorage.removeItem('herald-console');
+  } catch {
+    // Site data blocked: the session lasts as long as the page.
+  }
+}
+
+let session = null;
 
 function sign(key, credential) {
   const expires = Math.floor(Date.now() / 1000) + SESSION_SECONDS;
-  return { key, expires, signature: hmacSha256Hex(credential, `herald-console\n${key}\n${expires}`) };
+  const signatures = {};
+  for (const request of REQUESTS) {
+    signatures[request] = hmacSha256Hex(credential, `herald-console\n${key}\n${expires}\n${request}`);
+  }
+  return { key, expires, signatures };
 }
 
-function apiUrl(endpoint, params = {}) {
-  const query = new URLSearchParams({ ...params, key: session.key, expires: session.expires, signature: session.signature });
-  return `/console/api/${endpoint}?${query}`;
+function endpointOf(request) {
+  return request.split(' ')[1];
 }
 
-async function api(endpoint, params = {}, init = {}) {
-  const response = await fetch(apiUrl(endpoint, params), init);
+async function api(request, params = {}, init = {}) {
+  const query = new URLSearchParams(params).toString();
+  const url = `/console/api/${endpointOf(request)}${query ? `?${query}` : ''}`;
+  const authorization = `HeraldConsole ${session.key}:${session.expires}:${session.signatures[request]}`;
+  const response = await fetch(url, { ...init, headers: { ...(init.headers || {}), authorization } });
   const body = await response.json().catch(() => ({}));
   if (response.status === 401) signOut(body.error || 'Sign in again.');
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
+}
+
+function streamUrl() {
+  const query = new URLSearchParams({
+    key: session.key, expires: session.expires, signature: session.signatures['GET stream'],
+  });
+  return `/console/api/stream?${query}`;
 }
 
 // ---- signing in and out -----------------------------------------------------------------------
@@ -99,11 +139,15 @@ $('login-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.target;
   $('login-error').textContent = '';
+  if (!HMAC_WORKS) {
+    $('login-error').textContent = 'This browser computes SHA-256 wrongly here; try another browser.';
+    return;
+  }
   session = sign(form.key.value.trim(), form.credential.value);
   form.credential.value = '';
   try {
-    const opened = await api('session');
-    sessionStorage.setItem('herald-console', JSON.stringify(session));
+    const opened = await api('GET session');
+    store(session);
     start(opened);
   } catch (error) {
     session = null;
@@ -118,7 +162,7 @@ let stream = null;
 
 function signOut(message) {
   session = null;
-  sessionStorage.removeItem('herald-console');
+  store(null);
   timers.forEach(clearInterval);
   timers = [];
   if (stream) stream.close();
@@ -148,8 +192,10 @@ let membersOf = null;
 
 async function refreshOverview() {
   if (!session) return;
-  const overview = await api('overview', { filter_by_prefix: $('channel-prefix').value }).catch(() => null);
-  if (!overview) return;
+  const prefix = $('channel-prefix').value;
+  const overview = await api('GET overview', { filter_by_prefix: prefix }).catch(() => null);
+  // An answer for a prefix typed over since is dropped.
+  if (!overview || prefix !== $('channel-prefix').value) return;
   $('stat-connections').textContent = overview.connections;
   $('stat-channels').textContent = overview.channel_count;
   const rows = overview.channels.map((channel) => {
@@ -172,11 +218,15 @@ async function refreshOverview() {
   $('channels-note').textContent = hidden > 0 ? `${hidden} more not shown: narrow with a prefix.` : '';
 }
 
-$('channel-prefix').addEventListener('input', refreshOverview);
+let typing = null;
+$('channel-prefix').addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(refreshOverview, 300);
+});
 
 async function refreshMembers() {
   if (!session || !membersOf) return;
-  const answer = await api('members', { channel: membersOf }).catch(() => null);
+  const answer = await api('GET members', { channel: membersOf }).catch(() => null);
   if (!answer) return;
   $('members').hidden = false;
   $('members-channel').textContent = answer.channel;
@@ -202,7 +252,7 @@ $('event-form').addEventListener('submit', async (event) => {
   result.textContent = 'Sending…';
   const body = JSON.stringify({ name: form.event.value, channel: form.channel.value, data: form.data.value });
   try {
-    await api('events', {}, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    await api('POST events', {}, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     result.textContent = `Sent ${form.event.value} on ${form.channel.value}.`;
   } catch (error) {
     result.className = 'failed';
@@ -225,27 +275,39 @@ let paused = false;
 let held = [];
 let lost = 0;
 
+function countLost(count) {
+  lost += count;
+  $('lost').hidden = false;
+  $('lost').textContent = `${lost} lines lost: this page fell behind the server.`;
+}
+
 function openStream() {
-  stream = new EventSource(apiUrl('stream'));
+  stream = new EventSource(streamUrl());
   stream.onmessage = (message) => {
     const line = JSON.parse(message.data);
     if (line.kind === 'lost') {
-      lost += line.count;
-      $('lost').hidden = false;
-      $('lost').textContent = `${lost} lines lost: this page fell behind the server.`;
+      countLost(line.count);
       return;
     }
     if (paused) {
       held.push(line);
-      if (held.length > KEPT_LINES) held.shift();
+      if (held.length > KEPT_LINES) {
+        held.shift();
+        countLost(1);
+      }
       $('held').textContent = `${held.length} held`;
       return;
     }
     keep([line]);
   };
   stream.onerror = () => {
-    // EventSource retries by itself; a closed stream means the session was refused.
-    if (stream && stream.readyState === EventSource.CLOSED) api('session').catch(() => {});
+    // EventSource retries by itself after a dropped connection, and gives up on an error answer:
+    // the session was refused (api() then signs out) or too many consoles watch.
+    if (!stream || stream.readyState !== EventSource.CLOSED) return;
+    api('GET session').then(() => {
+      $('lost').hidden = false;
+      $('lost').textContent = 'The activity stream was refused (too many consoles open?); reload to retry.';
+    }).catch(() => {});
   };
 }
 
@@ -304,6 +366,8 @@ function describe(line) {
     }
     case 'refused': {
       const where = line.channel ? ` on ${line.channel}` : '';
+      // Without a socket: a REST request, whose message names it.
+      if (!line.socket_id) return `${line.code ?? 'error'}${where}: ${line.message}`;
       return `${line.code ?? 'error'}${where} for ${who}: ${line.message}`;
     }
     case 'webhook_sent': return `${line.event} sent to ${line.url}`;
@@ -328,7 +392,7 @@ function render(line) {
   if (line.data !== undefined) {
     const data = document.createElement('code');
     data.className = 'data';
-    const cut = line.data_bytes > line.data.length ? ` … (${line.data_bytes} bytes)` : '';
+    const cut = line.data_cut ? ` … (${line.data_bytes} bytes)` : '';
     data.textContent = line.data + cut;
     text.append(data);
   }
@@ -338,8 +402,9 @@ function render(line) {
 
 // ---- resume a session after a reload ------------------------------------------------------------
 
-if (session && session.expires > Date.now() / 1000 + 60) {
-  api('session').then(start).catch(() => {});
+session = stored();
+if (session && session.signatures && session.expires > Date.now() / 1000 + 60) {
+  api('GET session').then(start).catch(() => {});
 } else if (session) {
   signOut('The session has expired; sign in again.');
 }
