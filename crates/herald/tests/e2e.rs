@@ -100,6 +100,8 @@ scenarios! {
     python_sdk_read_api_tokens_and_user_endpoints_with_pusher_js_7: "node/read_api.mjs", ["python", "7"], NO_WEBHOOKS;
     php_sdk_triggers_tokens_encryption_and_read_api_with_pusher_js_8: "node/php_sdk.mjs", ["8"], NO_WEBHOOKS;
     php_sdk_user_events_webhooks_and_api_errors_with_pusher_js_8: "node/php_sdk_users.mjs", ["8"], WEBHOOKS;
+    // docs/migrating.md: each of its snippets, as users would paste them (tests/docs_snippets.rs).
+    migrating_guide_snippets_every_sdk_to_pusher_js_3_7_8_and_echo: "node/migrating.mjs", [], NO_WEBHOOKS;
     php_sdk_sees_413_for_a_body_over_the_limit: "node/php_sdk_body_limit.mjs", [], NO_WEBHOOKS;
 }
 

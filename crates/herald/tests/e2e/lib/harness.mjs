@@ -162,13 +162,14 @@ export async function occupied(sdk, channel) {
  * Run a client program to completion with the server settings in its environment. Rejects with
  * its output when it exits non-zero; resolves with its stdout otherwise. The default timeout is
  * long because most of it is start-up: with every core busy, the Ruby launcher (two Ruby
- * processes) has taken over 20 s, a Python SDK client over 10 s.
+ * processes) has taken over 20 s, a Python SDK client over 10 s. `env`, when given, is the
+ * program's whole environment instead of this process's.
  */
-export function runProgram(what, command, args, { input, timeoutMs = 60_000 } = {}) {
+export function runProgram(what, command, args, { input, timeoutMs = 60_000, env } = {}) {
   current = `${what} to finish`;
   step(`running ${what}: ${command} ${args.join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: E2E_DIR, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: E2E_DIR, env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -192,9 +193,9 @@ export function runProgram(what, command, args, { input, timeoutMs = 60_000 } = 
 }
 
 /** Run a Ruby script with the vendored `pusher` gem (`gem` is "0.15.2" or "latest"). */
-export function runRuby(gem, script, args = []) {
+export function runRuby(gem, script, args = [], options = {}) {
   const launcher = join(required('HERALD_RUBY_CLIENTS'), 'pusher-ruby');
-  return runProgram(`the Ruby pusher gem ${gem}`, launcher, ['--gem', gem, join(E2E_DIR, script), ...args]);
+  return runProgram(`the Ruby pusher gem ${gem}`, launcher, ['--gem', gem, join(E2E_DIR, script), ...args], options);
 }
 
 /** Run a Python script with the `pusher` SDK from the test venv. */
