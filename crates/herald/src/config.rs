@@ -120,8 +120,11 @@ pub struct AppConfig {
     /// Whether subscribers may send `client-*` events on private and presence channels.
     #[serde(default = "yes")]
     pub client_events: bool,
-    /// Whether subscribers are told their channel's subscription count.
-    #[serde(default = "yes")]
+    /// Whether subscribers are told their channel's subscription count
+    /// (`pusher_internal:subscription_count`). Off unless asked for, as on Pusher, where it is an
+    /// app setting off by default: every subscribe and unsubscribe then costs a frame to each of the
+    /// channel's subscribers, which would dominate the cost of connecting.
+    #[serde(default)]
     pub subscription_count: bool,
     /// Most connections of this app; more are refused with 4004. `None`: no app limit.
     #[serde(default)]
@@ -204,7 +207,7 @@ impl AppConfig {
             key: key.into(),
             secret: secret.into(),
             client_events: true,
-            subscription_count: true,
+            subscription_count: false,
             max_connections: None,
             max_event_bytes: default_max_event_bytes(),
             webhooks: Vec::new(),

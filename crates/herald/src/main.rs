@@ -43,6 +43,10 @@ struct ServeArgs {
     /// App secret (signs REST requests and channel authorizations).
     #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Tell the subscribers of the app given by flags their channel's subscription count
+    /// (pusher_internal:subscription_count; off by default, as on Pusher).
+    #[arg(long, env = "HERALD_SUBSCRIPTION_COUNT")]
+    subscription_count: bool,
     /// Webhook endpoint of the app given by flags (http://...); repeat for several.
     #[arg(long = "webhook-url", env = "HERALD_WEBHOOK_URL", value_delimiter = ',')]
     webhook_urls: Vec<String>,
@@ -139,11 +143,17 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     match (args.app_id, args.key, args.secret) {
         (Some(id), Some(key), Some(secret)) => {
             let mut app = AppConfig::new(id, key, secret);
+            app.subscription_count = args.subscription_count;
             app.webhooks = args.webhook_urls.into_iter().map(|url| WebhookTarget { url, events: None }).collect();
             if let Some(source) = &mut config.source {
                 source.extra_apps.push(app.clone());
             }
             config.apps.push(app);
+        }
+        (None, None, None) if args.subscription_count => {
+            bail!(
+                "--subscription-count applies to the app given by --app-id, --key and --secret; in a config file set subscription_count = true in [[apps]]"
+            )
         }
         (None, None, None) if !args.webhook_urls.is_empty() => {
             bail!(

@@ -66,7 +66,7 @@ macro_rules! scenarios_in {
     ($module:ident, $mode:expr, { $($name:ident: $script:literal, [$($arg:literal),*], $hooks:expr;)* }) => {
         mod $module {
             #[allow(unused_imports)]
-            use super::{NO_WEBHOOKS, WEBHOOKS};
+            use super::{COUNTS, NO_WEBHOOKS, WEBHOOKS};
             $(#[test]
             fn $name() {
                 super::run_scenario($script, &[$($arg),*], $hooks, $mode);
@@ -75,9 +75,18 @@ macro_rules! scenarios_in {
     };
 }
 
-/// Whether the server posts webhooks to a port the script listens on (`HERALD_WEBHOOK_PORT`).
-const WEBHOOKS: bool = true;
-const NO_WEBHOOKS: bool = false;
+/// What a scenario needs of the server besides the defaults.
+#[derive(Clone, Copy)]
+struct Needs {
+    /// Webhooks posted to a port the script listens on (`HERALD_WEBHOOK_PORT`).
+    webhooks: bool,
+    /// `--subscription-count` (off by default, as on Pusher).
+    subscription_count: bool,
+}
+
+const NO_WEBHOOKS: Needs = Needs { webhooks: false, subscription_count: false };
+const WEBHOOKS: Needs = Needs { webhooks: true, subscription_count: false };
+const COUNTS: Needs = Needs { webhooks: false, subscription_count: true };
 
 scenarios! {
     seed_demo_with_pusher_js_3_and_ruby_gem_0_15_2: "browser/seed_demo.mjs", ["3", "0.15.2"], NO_WEBHOOKS;
@@ -88,8 +97,8 @@ scenarios! {
     private_and_presence_channels_with_pusher_js_7: "node/private_presence.mjs", ["7"], NO_WEBHOOKS;
     client_events_and_their_rate_limit_with_pusher_js_8: "node/client_events.mjs", ["8"], NO_WEBHOOKS;
     client_events_and_their_rate_limit_with_pusher_js_7: "node/client_events.mjs", ["7"], NO_WEBHOOKS;
-    encrypted_cache_and_subscription_count_with_pusher_js_8: "node/encrypted_cache.mjs", ["8"], NO_WEBHOOKS;
-    encrypted_cache_and_subscription_count_with_pusher_js_7: "node/encrypted_cache.mjs", ["7"], NO_WEBHOOKS;
+    encrypted_cache_and_subscription_count_with_pusher_js_8: "node/encrypted_cache.mjs", ["8"], COUNTS;
+    encrypted_cache_and_subscription_count_with_pusher_js_7: "node/encrypted_cache.mjs", ["7"], COUNTS;
     signin_user_events_watchlist_and_terminate_with_pusher_js_8: "node/users.mjs", ["8"], NO_WEBHOOKS;
     signin_user_events_watchlist_and_terminate_with_pusher_js_7: "node/users.mjs", ["7"], NO_WEBHOOKS;
     webhooks_validated_by_node_and_python_sdks_with_pusher_js_8: "node/webhooks.mjs", ["8"], WEBHOOKS;
@@ -141,7 +150,7 @@ enum Mode {
 
 /// Run one client script against fresh servers and panic with everything needed to debug it if the
 /// script fails or hangs.
-fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
+fn run_scenario(script: &str, args: &[&str], needs: Needs, mode: Mode) {
     let paths = Paths::checked();
     // By extension: `.mjs` runs under Node with `tests/e2e/node_modules`, `.py` under the venv's Python.
     let program = match Path::new(script).extension().and_then(|ext| ext.to_str()) {
@@ -151,8 +160,11 @@ fn run_scenario(script: &str, args: &[&str], webhooks: bool, mode: Mode) {
     };
     // Listening from here on and handed over as is: a port closed here and bound again by the script
     // could be taken in between by any other process binding port 0 (another scenario's server).
-    let webhook_port = webhooks.then(WebhookPort::reserve);
+    let webhook_port = needs.webhooks.then(WebhookPort::reserve);
     let mut server_args: Vec<String> = webhook_port.iter().flat_map(WebhookPort::server_args).collect();
+    if needs.subscription_count {
+        server_args.push("--subscription-count".into());
+    }
     let redis = (mode == Mode::Cluster).then(support::cluster::RedisServer::start);
     if let Some(redis) = &redis {
         server_args.extend(["--redis-url".into(), redis.url()]);

@@ -166,3 +166,18 @@ async fn rest_subscription_count_is_exact() {
     let reply = rest.get("/channels/presence-room", &[("info", "subscription_count,user_count")]).await;
     assert_eq!(reply.body, json!({"occupied": true, "subscription_count": 2, "user_count": 1}));
 }
+
+#[tokio::test]
+async fn off_unless_the_app_asks_for_it_as_on_pusher() {
+    let app = herald::AppConfig::new(support::APP_ID, support::KEY, support::SECRET);
+    assert!(!app.subscription_count, "a new app does not send counts");
+    let config = herald::Config::new(std::net::Ipv4Addr::LOCALHOST.into(), 0, vec![app]);
+    let server = TestServer::start_with(config).await;
+    let mut first = server.connect().await;
+    first.subscribe("quiet").await;
+    let mut second = server.connect().await;
+    second.subscribe("quiet").await;
+    first.expect_silence(QUIET).await;
+    second.expect_silence(QUIET).await;
+    server.stop().await;
+}
