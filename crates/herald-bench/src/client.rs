@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use pusher_wire::rest::auth::signed_query;
@@ -18,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::server::{APP_ID, KEY, SECRET};
+use crate::server::app;
 
 /// A client WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -39,7 +40,7 @@ pub struct Client {
 /// Open a connection and read `connection_established`. Small buffers, so that thousands of clients
 /// fit in the load generator.
 pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
-    let url = format!("ws://{addr}/app/{KEY}?protocol=7&client=herald-bench&version=0.1");
+    let url = format!("ws://{addr}/app/{}?protocol=7&client=herald-bench&version=0.1", app().key);
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
     let stream = tokio::time::timeout(STEP_TIMEOUT, tcp_connect(addr)).await.context("TCP connect timed out")??;
     let (mut ws, _) = tokio::time::timeout(
@@ -59,11 +60,13 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
 
 impl Client {
     /// Subscribe and wait for `subscription_succeeded`; private channels are signed with the
-    /// bench app's secret.
+    /// bench app's secret. Other servers' informational frames are skipped; errors end it.
     pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
         let mut data = json!({ "channel": channel });
         if channel.starts_with("private-") {
-            data["auth"] = pusher_wire::auth::sign_channel(KEY, SECRET, &self.socket_id, channel, None).into();
+            let app = app();
+            data["auth"] =
+                pusher_wire::auth::sign_channel(&app.key, &app.secret, &self.socket_id, channel, None).into();
         }
         self.ws.send(Message::text(json!({"event": "pusher:subscribe", "data": data}).to_string())).await?;
         loop {
@@ -73,8 +76,10 @@ impl Client {
                     self.channel = channel.to_owned();
                     return Ok(());
                 }
-                Some("pusher_internal:subscription_count") => continue,
-                _ => bail!("subscribing to {channel}: got {frame}"),
+                Some("pusher:error" | "pusher:subscription_error") | None => {
+                    bail!("subscribing to {channel}: got {frame}")
+                }
+                Some(_) => continue,
             }
         }
     }
@@ -116,6 +121,21 @@ pub async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
     }
 }
 
+/// Whether a frame's event is `name`, without parsing the frame. Herald writes `event` first; other
+/// servers may put it elsewhere, so the key is searched for when the frame does not start with it
+/// (inside `data`, an encoded string, its quotes are escaped and cannot match).
+pub fn event_is(frame: &str, name: &str) -> bool {
+    const KEY: &str = r#""event":""#;
+    let rest = match frame.strip_prefix('{').and_then(|f| f.strip_prefix(KEY)) {
+        Some(rest) => rest,
+        None => match frame.find(KEY) {
+            Some(i) => &frame[i + KEY.len()..],
+            None => return false,
+        },
+    };
+    rest.strip_prefix(name).is_some_and(|r| r.starts_with('"'))
+}
+
 /// Unix time in microseconds, the timestamp carried in event payloads.
 pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
@@ -136,7 +156,8 @@ pub fn timestamp_of(frame: &str) -> Option<u64> {
     digits[..end].parse().ok()
 }
 
-/// A keep-alive REST connection that signs every request.
+/// A keep-alive REST connection that signs every request. When the server closes it (soketi
+/// answers every request with `Connection: close`), the next request opens a new one.
 pub struct Rest {
     sender: SendRequest<Full<Bytes>>,
     addr: SocketAddr,
@@ -145,59 +166,76 @@ pub struct Rest {
 impl Rest {
     /// Open a connection to the server.
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self { sender: Self::open(addr).await?, addr })
+    }
+
+    async fn open(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        Ok(Self { sender, addr })
+        Ok(sender)
+    }
+
+    /// Send on the connection, or on a new one if the server closed it.
+    async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<hyper::Response<Incoming>> {
+        if self.sender.ready().await.is_err() {
+            self.sender = Self::open(self.addr).await?;
+            self.sender.ready().await?;
+        }
+        Ok(tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
+            .await
+            .context("request timed out")??)
     }
 
     /// `POST /apps/{id}/events` for one channel; returns the status.
     pub async fn trigger(&mut self, channel: &str, event: &str, data: &str) -> anyhow::Result<u16> {
-        let body = json!({"name": event, "channels": [channel], "data": data}).to_string();
+        self.trigger_many(&[channel], event, data).await
+    }
+
+    /// `POST /apps/{id}/events` for up to 100 channels at once; returns the status. A 200 whose
+    /// body is an error (soketi answers some refusals that way) counts as 400.
+    pub async fn trigger_many(&mut self, channels: &[&str], event: &str, data: &str) -> anyhow::Result<u16> {
+        let body = json!({"name": event, "channels": channels, "data": data}).to_string();
         self.post("events", body).await
     }
 
     /// `GET` an unsigned path (such as `/metrics`) and return the body.
     pub async fn get_text(&mut self, path: &str) -> anyhow::Result<String> {
         let request = hyper::Request::get(path).header("host", self.addr.to_string()).body(Full::new(Bytes::new()))?;
-        self.sender.ready().await?;
-        let response = tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
-            .await
-            .context("request timed out")??;
+        let response = self.send(request).await?;
         let body = response.into_body().collect().await?.to_bytes();
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// A signed `GET /apps/{id}/{endpoint}` with `params`; returns the status and the body.
     pub async fn get_signed(&mut self, endpoint: &str, params: &[(&str, &str)]) -> anyhow::Result<(u16, Bytes)> {
-        let path = format!("/apps/{APP_ID}/{endpoint}");
-        let query = signed_query(KEY, SECRET, "GET", &path, params, b"", now_us() / 1_000_000);
+        let app = app();
+        let path = format!("/apps/{}/{endpoint}", app.id);
+        let query = signed_query(&app.key, &app.secret, "GET", &path, params, b"", now_us() / 1_000_000);
         let request = hyper::Request::get(format!("{path}?{query}"))
             .header("host", self.addr.to_string())
             .body(Full::default())?;
-        self.sender.ready().await?;
-        let response = tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
-            .await
-            .context("request timed out")??;
+        let response = self.send(request).await?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await?.to_bytes();
         Ok((status, body))
     }
 
     async fn post(&mut self, endpoint: &str, body: String) -> anyhow::Result<u16> {
-        let path = format!("/apps/{APP_ID}/{endpoint}");
-        let query = signed_query(KEY, SECRET, "POST", &path, &[], body.as_bytes(), now_us() / 1_000_000);
+        let app = app();
+        let path = format!("/apps/{}/{endpoint}", app.id);
+        let query = signed_query(&app.key, &app.secret, "POST", &path, &[], body.as_bytes(), now_us() / 1_000_000);
         let request = hyper::Request::post(format!("{path}?{query}"))
             .header("host", self.addr.to_string())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;
-        self.sender.ready().await?;
-        let response = tokio::time::timeout(STEP_TIMEOUT, self.sender.send_request(request))
-            .await
-            .context("request timed out")??;
+        let response = self.send(request).await?;
         let status = response.status().as_u16();
-        response.into_body().collect().await?;
+        let body = response.into_body().collect().await?.to_bytes();
+        if status == 200 && body.starts_with(b"{\"error\"") {
+            return Ok(400);
+        }
         Ok(status)
     }
 }
@@ -214,5 +252,14 @@ mod tests {
         let count =
             r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":2}"}"#;
         assert_eq!(timestamp_of(count), None);
+    }
+
+    #[test]
+    fn event_names_are_found_wherever_the_key_is() {
+        assert!(event_is(r#"{"event":"e","channel":"c","data":"{}"}"#, "e"));
+        assert!(!event_is(r#"{"event":"e2","channel":"c","data":"{}"}"#, "e"));
+        assert!(event_is(r#"{"channel":"c","event":"s","data":"{\"t\":1}"}"#, "s"));
+        assert!(!event_is(r#"{"channel":"c","data":"{\"event\":\"s\"}","event":"x"}"#, "s"));
+        assert!(!event_is(r#"{"channel":"c"}"#, "s"));
     }
 }

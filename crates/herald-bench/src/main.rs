@@ -4,8 +4,13 @@
 //! server), runs the chosen scenarios against 127.0.0.1, prints a table per scenario and writes one
 //! JSON file per run into `--out`. Server CPU time and RSS are read from `/proc`. Every scenario is
 //! bounded in size and time and stops by itself. `scripts/bench` is the usual way to run it.
+//!
+//! `--server-kind` starts another Pusher-protocol server instead (soketi, sockudo, or pushbench's
+//! floor server), and `--compare` runs the same scenarios against several of them in one run and
+//! writes one table (`scripts/compare`).
 
 mod client;
+mod compare;
 mod scenarios;
 mod server;
 mod stats;
@@ -20,7 +25,7 @@ use scenarios::cluster::ClusterRun;
 use scenarios::fanout::Fanout;
 use scenarios::slow_consumer::SlowConsumer;
 use serde_json::json;
-use server::Target;
+use server::{App, Kind, Launcher, Target};
 
 #[derive(Parser)]
 #[command(name = "herald-bench", about = "Load scenarios against a Herald server")]
@@ -34,12 +39,35 @@ struct Cli {
     /// The herald binary to start for each scenario.
     #[arg(long, default_value = "target/release/herald")]
     server: PathBuf,
+    /// Which server to start for each scenario. Scenarios that need Herald's own features (the
+    /// cluster, the slow-consumer count on /metrics) are skipped or reduced for the others.
+    #[arg(long, value_enum, default_value_t = Kind::Herald)]
+    server_kind: Kind,
+    /// Where soketi was installed (`../shared/peers/soketi/setup.sh DIR`).
+    #[arg(long, default_value = "target/peers/soketi")]
+    soketi_dir: PathBuf,
+    /// Where sockudo was installed (`../shared/peers/sockudo/setup.sh DIR SRC`).
+    #[arg(long, default_value = "target/peers/sockudo-run")]
+    sockudo_dir: PathBuf,
+    /// pushbench's floor-server binary (built by `cargo build --release` in pushbench's directory).
+    #[arg(long, default_value = "target/peers/pushbench/target/release/floor-server")]
+    floor_server: PathBuf,
     /// CPU to pin the started server to (`taskset -c`).
     #[arg(long, default_value_t = 0)]
     server_cpu: usize,
-    /// Use a running server at this address instead (app 1, key bench-key, secret bench-secret).
+    /// Use a running server at this address instead (app 1, key bench-key, secret bench-secret
+    /// unless --app-id, --key and --secret say otherwise).
     #[arg(long)]
     url: Option<SocketAddr>,
+    /// App id [default: 1 for Herald and the floor server, app-1 for soketi and sockudo].
+    #[arg(long)]
+    app_id: Option<String>,
+    /// App key [default: bench-key, or app-key for soketi and sockudo].
+    #[arg(long)]
+    key: Option<String>,
+    /// App secret [default: bench-secret, or app-secret for soketi and sockudo].
+    #[arg(long)]
+    secret: Option<String>,
     /// With --url: the server's pid, to measure its CPU and RSS.
     #[arg(long)]
     pid: Option<u32>,
@@ -58,6 +86,42 @@ struct Cli {
     /// client-events: number of pairs (overrides the preset).
     #[arg(long)]
     pairs: Option<usize>,
+    /// connect: spread the connections over this many channels (client i on channel i % N).
+    #[arg(long, default_value_t = 1)]
+    connect_channels: usize,
+    /// trigger: keep-alive REST connections.
+    #[arg(long, default_value_t = 32)]
+    trigger_connections: usize,
+    /// fanout: during the burst, wait while more than this many triggers' deliveries have not
+    /// arrived (default: no limit).
+    #[arg(long)]
+    fanout_window: Option<u64>,
+    /// fanout: triggers per second of the fixed-rate latency phase (0: no such phase).
+    #[arg(long, default_value_t = 20)]
+    fanout_rate: u32,
+    /// Compare these servers (comma-separated: floor,herald,soketi,sockudo) instead of running
+    /// scenarios: connect, two fan-outs, trigger, client events and churn against each, every one
+    /// started fresh; writes compare.md and compare.json into --out. Sizes: --mode (quick or full
+    /// are issue 12's sizes: 10,000 connections in 100 channels, 10,000 and 1,000 subscribers,
+    /// 8 REST connections, 1,000 client-event pairs, 50 churning clients).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    compare: Option<Vec<Kind>>,
+    /// With --compare: repetitions, interleaved.
+    #[arg(long, default_value_t = 1)]
+    reps: usize,
+    /// With --compare: the load generator behind the main table.
+    #[arg(long, value_enum, default_value_t = compare::Tool::HeraldBench)]
+    tool: compare::Tool,
+    /// With --compare: also measure these servers with the other tool, for a table of both tools'
+    /// figures side by side.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    cross_check: Option<Vec<Kind>>,
+    /// The pushbench binary (built by `cargo build --release` in pushbench's directory).
+    #[arg(long, default_value = "target/peers/pushbench/target/release/pushbench")]
+    pushbench: PathBuf,
+    /// CPU pushbench is pinned to (`pushbench --cpu`); pin this tool to the same one.
+    #[arg(long)]
+    bench_cpu: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -197,6 +261,19 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let defaults = cli.server_kind.default_app();
+    let app = App {
+        id: cli.app_id.clone().unwrap_or(defaults.id),
+        key: cli.key.clone().unwrap_or(defaults.key),
+        secret: cli.secret.clone().unwrap_or(defaults.secret),
+    };
+    if cli.compare.is_some() {
+        if cli.app_id.is_some() || cli.key.is_some() || cli.secret.is_some() {
+            anyhow::bail!("--compare starts every server with its own app; --app-id, --key and --secret do not apply");
+        }
+        return compare(&cli).await;
+    }
+    server::set_app(app);
     let mut sizes = Sizes::for_mode(cli.mode);
     sizes.apply(&cli);
     let limit = server::open_file_limit();
@@ -215,24 +292,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     let machine = machine();
+    if cli.server_kind != Kind::Herald && cli.url.is_none() {
+        println!("herald-bench: server {}", cli.server_kind.name());
+    }
     let all = cli.scenarios.contains(&Scenario::All);
     let wanted = |s: Scenario| all || cli.scenarios.contains(&s);
     if wanted(Scenario::Connect) {
         let target = target(&cli).await?;
-        let report = scenarios::connect::run(&target, sizes.connections, 200).await;
+        let report = scenarios::connect::run(&target, sizes.connections, cli.connect_channels, 200).await;
         finish(target, report, &cli, &machine).await?;
     }
     if wanted(Scenario::Fanout) {
         for &subscribers in &sizes.subscribers {
             let target = target(&cli).await?;
-            let fanout = Fanout { subscribers, burst: sizes.burst, publishers: 4, rate: 20, steady: sizes.steady };
+            let fanout = Fanout {
+                subscribers,
+                burst: sizes.burst,
+                publishers: 4,
+                rate: cli.fanout_rate,
+                steady: sizes.steady,
+                window: cli.fanout_window,
+            };
             let report = scenarios::fanout::run(&target, fanout).await;
             finish(target, report, &cli, &machine).await?;
         }
     }
     if wanted(Scenario::Trigger) {
         let target = target(&cli).await?;
-        let report = scenarios::trigger::run(&target, 32, sizes.trigger).await;
+        let report = scenarios::trigger::run(&target, cli.trigger_connections, sizes.trigger).await;
         finish(target, report, &cli, &machine).await?;
     }
     if wanted(Scenario::ClientEvents) {
@@ -259,7 +346,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let report = scenarios::subscriptions::run(&target, clients, per_client).await;
         finish(target, report, &cli, &machine).await?;
     }
-    if wanted(Scenario::Cluster) && cli.url.is_none() {
+    if wanted(Scenario::Cluster) && cli.server_kind != Kind::Herald {
+        println!("\n== cluster: skipped, Herald's own (two herald nodes joined through Redis)");
+    }
+    if wanted(Scenario::Cluster) && cli.url.is_none() && cli.server_kind == Kind::Herald {
         let report = scenarios::cluster::run(&cli.server, cli.server_cpu, sizes.cluster).await;
         save(report, &cli, &machine)?;
         // One node joined to a Redis (alone in its cluster): what --redis-url costs a node.
@@ -271,12 +361,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::Ok(target)
         };
         let target = joined().await?;
-        let report =
-            scenarios::connect::run(&target, sizes.connections, 200).await.map(|r| r.renamed("connect-with-redis"));
+        let report = scenarios::connect::run(&target, sizes.connections, cli.connect_channels, 200)
+            .await
+            .map(|r| r.renamed("connect-with-redis"));
         finish(target, report, &cli, &machine).await?;
         let subscribers = sizes.cluster.subscribers;
         let target = joined().await?;
-        let fanout = Fanout { subscribers, burst: sizes.burst, publishers: 4, rate: 20, steady: sizes.steady };
+        let fanout = Fanout {
+            subscribers,
+            burst: sizes.burst,
+            publishers: 4,
+            rate: cli.fanout_rate,
+            steady: sizes.steady,
+            window: cli.fanout_window,
+        };
         let report = scenarios::fanout::run(&target, fanout)
             .await
             .map(|r| r.renamed(&format!("fanout-{subscribers}-with-redis")));
@@ -289,9 +387,99 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A fresh server per scenario, so that memory figures do not carry over.
 async fn target(cli: &Cli) -> anyhow::Result<Target> {
     match cli.url {
-        Some(addr) => Ok(Target::existing(addr, cli.pid)),
-        None => Target::start(&cli.server, Some(cli.server_cpu)).await,
+        Some(addr) => Ok(Target::existing(addr, cli.pid, cli.server_kind)),
+        None => launcher(cli, cli.server_kind).start().await,
     }
+}
+
+/// How to start a server of `kind` with this command line's paths.
+fn launcher(cli: &Cli, kind: Kind) -> Launcher {
+    let path = match kind {
+        Kind::Herald => cli.server.clone(),
+        Kind::Soketi => cli.soketi_dir.clone(),
+        Kind::Sockudo => cli.sockudo_dir.clone(),
+        Kind::Floor => cli.floor_server.clone(),
+    };
+    Launcher { kind, path, cpu: Some(cli.server_cpu) }
+}
+
+/// `--compare`: sizes from the mode, every server's launcher, then the comparison.
+async fn compare(cli: &Cli) -> anyhow::Result<()> {
+    let servers = cli.compare.clone().unwrap_or_default();
+    anyhow::ensure!(cli.url.is_none(), "--compare starts its own servers; --url does not apply");
+    anyhow::ensure!(!servers.is_empty(), "--compare needs at least one server");
+    let secs = Duration::from_secs;
+    let mut sizes = match cli.mode {
+        Mode::Smoke => compare::Sizes {
+            connections: 200,
+            channels: 10,
+            subscribers: [200, 50],
+            secs: secs(1),
+            trigger_connections: 8,
+            pairs: 20,
+            churn: secs(2),
+        },
+        Mode::Quick => compare::Sizes {
+            connections: 10_000,
+            channels: 100,
+            subscribers: [10_000, 1_000],
+            secs: secs(5),
+            trigger_connections: 8,
+            pairs: 1_000,
+            churn: secs(10),
+        },
+        Mode::Full => compare::Sizes {
+            connections: 10_000,
+            channels: 100,
+            subscribers: [10_000, 1_000],
+            secs: secs(10),
+            trigger_connections: 8,
+            pairs: 1_000,
+            churn: secs(30),
+        },
+    };
+    if let Some(n) = cli.connections {
+        sizes.connections = n;
+    }
+    if let Some(list) = &cli.subscribers {
+        anyhow::ensure!(list.len() == 2, "--compare needs two subscriber counts (large,small)");
+        sizes.subscribers = [list[0], list[1]];
+    }
+    if let Some(pairs) = cli.pairs {
+        sizes.pairs = pairs;
+    }
+    if let Some(s) = cli.secs {
+        (sizes.secs, sizes.churn) = (secs(s), secs(s));
+    }
+    if let Some(limit) = server::open_file_limit() {
+        let needed = (sizes.connections.max(sizes.subscribers[0]).max(sizes.pairs * 2) + 100) as u64;
+        anyhow::ensure!(
+            limit >= needed,
+            "the comparison needs an open-file limit of at least {needed}; raise it with `ulimit -n`"
+        );
+    }
+    let cross_check = cli.cross_check.clone().unwrap_or_default();
+    let launchers = [Kind::Herald, Kind::Soketi, Kind::Sockudo, Kind::Floor].map(|kind| launcher(cli, kind)).to_vec();
+    println!(
+        "herald-bench: comparing {} ({} repetition(s), mode {:?}, measured by {:?}{})",
+        servers.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+        cli.reps,
+        cli.mode,
+        cli.tool,
+        if cross_check.is_empty() { String::new() } else { format!(", cross-checked on {cross_check:?}") }
+    );
+    compare::run(compare::Plan {
+        servers,
+        cross_check,
+        tool: cli.tool,
+        reps: cli.reps.max(1),
+        sizes,
+        launchers,
+        pushbench: cli.pushbench.clone(),
+        bench_cpu: cli.bench_cpu,
+        out: cli.out.clone(),
+    })
+    .await
 }
 
 async fn finish(
@@ -314,9 +502,25 @@ fn save(report: anyhow::Result<stats::Report>, cli: &Cli, machine: &serde_json::
 
 /// What the numbers were measured on.
 fn machine() -> serde_json::Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
-        info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-    });
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned());
+    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    json!({"cpu": cpu, "cores_for_load_generator": cores})
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|k| k.trim().to_owned());
+    let memory_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    });
+    json!({
+        "cpu": cpu,
+        "cpus": cpus,
+        "cores_for_load_generator": cores,
+        "kernel": kernel,
+        "memory_gib": memory_kib.map(|k| k / (1024 * 1024)),
+        "open_file_limit": server::open_file_limit(),
+    })
 }

@@ -1,21 +1,122 @@
-//! The server under test: either a `herald` process this tool starts (pinned to one CPU with
-//! `taskset` when available), or one already running. CPU time and RSS come from `/proc`.
+//! The server under test: a process this tool starts for each scenario (Herald, or another
+//! Pusher-protocol server: soketi, sockudo or the floor server, pinned to one CPU with `taskset`
+//! when available), or one already running. CPU time and RSS come from `/proc`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clap::ValueEnum;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Credentials of the app every scenario uses.
-pub const APP_ID: &str = "1";
-/// App key.
-pub const KEY: &str = "bench-key";
-/// App secret.
-pub const SECRET: &str = "bench-secret";
+/// The app every scenario uses: id, key and secret.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// App id, as in `/apps/{id}/events`.
+    pub id: String,
+    /// App key, as in `/app/{key}`.
+    pub key: String,
+    /// App secret, for signatures.
+    pub secret: String,
+}
+
+static APP: RwLock<Option<Arc<App>>> = RwLock::new(None);
+
+/// Set the app's credentials, before the scenarios against one server run (a comparison sets
+/// each server's in turn).
+pub fn set_app(app: App) {
+    *APP.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(app));
+}
+
+/// The app's credentials (Herald's bench app unless [`set_app`] said otherwise).
+pub fn app() -> Arc<App> {
+    let current = APP.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    current.unwrap_or_else(|| Arc::new(Kind::Herald.default_app()))
+}
+
+/// Which server a scenario runs against when this tool starts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Kind {
+    /// Herald's release binary (`--server`).
+    Herald,
+    /// soketi, installed with `../shared/peers/soketi/setup.sh` (`--soketi-dir`).
+    Soketi,
+    /// sockudo, installed with `../shared/peers/sockudo/setup.sh` (`--sockudo-dir`).
+    Sockudo,
+    /// pushbench's `floor-server`, a minimal broadcast server used as the physical limit
+    /// (`--floor-server`): no signature checks, nothing but frames.
+    Floor,
+}
+
+impl Kind {
+    /// The name used in tables and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Herald => "herald",
+            Self::Soketi => "soketi",
+            Self::Sockudo => "sockudo",
+            Self::Floor => "floor",
+        }
+    }
+
+    /// The credentials the server is started with: the peers' start scripts create
+    /// `app-1`/`app-key`/`app-secret`; the floor server accepts any.
+    pub fn default_app(self) -> App {
+        let (id, key, secret) = match self {
+            Self::Herald | Self::Floor => ("1", "bench-key", "bench-secret"),
+            Self::Soketi | Self::Sockudo => ("app-1", "app-key", "app-secret"),
+        };
+        App { id: id.to_owned(), key: key.to_owned(), secret: secret.to_owned() }
+    }
+}
+
+/// How to start a server of some kind: the program (Herald's or the floor server's binary) or
+/// the directory a peer was installed into (holding its `start.sh` and `stop.sh`).
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    /// The kind of server.
+    pub kind: Kind,
+    /// The binary (Herald, floor) or the install directory (soketi, sockudo).
+    pub path: PathBuf,
+    /// The CPU to pin it to.
+    pub cpu: Option<usize>,
+}
+
+impl Launcher {
+    /// Start a fresh server and wait until it accepts connections.
+    pub async fn start(&self) -> anyhow::Result<Target> {
+        match self.kind {
+            Kind::Herald => Target::start(&self.path, self.cpu).await,
+            Kind::Floor => Target::start_floor(&self.path, self.cpu).await,
+            Kind::Soketi | Kind::Sockudo => Target::start_peer(self.kind, &self.path, self.cpu).await,
+        }
+    }
+
+    /// What is missing to start this server, if anything, and how to get it.
+    pub fn missing(&self) -> Option<String> {
+        let (needed, how) = match self.kind {
+            Kind::Herald => (self.path.clone(), "cargo build --release -p herald"),
+            Kind::Floor => {
+                (self.path.clone(), "cargo build --release in pushbench's directory (scripts/compare does it)")
+            }
+            Kind::Soketi => (
+                self.path.join("node_modules/@soketi/soketi"),
+                "scripts/compare --install-peers (../shared/peers/soketi/setup.sh DIR)",
+            ),
+            Kind::Sockudo => (
+                self.path.join("bin/sockudo"),
+                "scripts/compare --install-peers (../shared/peers/sockudo/setup.sh DIR SRC)",
+            ),
+        };
+        (!needed.exists()).then(|| {
+            format!("{} is not there: {} is not installed; install it with {how}", needed.display(), self.kind.name())
+        })
+    }
+}
 
 /// Where the server listens and which process it is.
 pub struct Target {
@@ -23,7 +124,11 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Its process id, if known (for CPU and RSS).
     pub pid: Option<u32>,
+    /// What it is.
+    pub kind: Kind,
     child: Option<Child>,
+    /// A peer started by its `start.sh`: its install directory and port, for its `stop.sh`.
+    script: Option<(PathBuf, u16)>,
 }
 
 /// CPU time and resident memory of a process at one instant.
@@ -48,8 +153,20 @@ impl Target {
         if !binary.exists() {
             bail!("{} does not exist; build it with `cargo build --release -p herald`", binary.display());
         }
-        let args =
-            ["serve", "--app-id", APP_ID, "--key", KEY, "--secret", SECRET, "--host", "127.0.0.1", "--port", "0"];
+        let app = app();
+        let args = [
+            "serve",
+            "--app-id",
+            &app.id,
+            "--key",
+            &app.key,
+            "--secret",
+            &app.secret,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ];
         let mut command = pinned(binary, cpu);
         command.args(args).args(extra);
         command
@@ -74,12 +191,69 @@ impl Target {
         .context("the server did not start within 20 s")??;
         // Keep draining stderr so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { addr, pid, child: Some(child) })
+        Ok(Self { addr, pid, kind: Kind::Herald, child: Some(child), script: None })
+    }
+
+    /// Start pushbench's `floor-server` on a free port.
+    async fn start_floor(binary: &Path, cpu: Option<usize>) -> anyhow::Result<Self> {
+        if !binary.exists() {
+            bail!("{} does not exist; build pushbench with `cargo build --release` in its directory", binary.display());
+        }
+        let port = free_port()?;
+        let mut command = pinned(binary, cpu);
+        command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+        if let Some(cpu) = cpu {
+            command.args(["--cpu", &cpu.to_string()]);
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+        let child = command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut target = Self { addr, pid, kind: Kind::Floor, child: Some(child), script: None };
+        if let Err(error) = wait_for_port(addr, Duration::from_secs(20)).await {
+            target.stop_now().await;
+            return Err(error.context("the floor server did not start"));
+        }
+        Ok(target)
+    }
+
+    /// Start soketi or sockudo with `DIR/start.sh local PORT` (pinned: the server inherits the
+    /// script's CPU affinity) and read its pid from the file the script writes.
+    async fn start_peer(kind: Kind, dir: &Path, cpu: Option<usize>) -> anyhow::Result<Self> {
+        let start = dir.join("start.sh");
+        if !start.exists() {
+            bail!(
+                "{} is not installed in {} (no start.sh); run scripts/compare --install-peers",
+                kind.name(),
+                dir.display()
+            );
+        }
+        let port = free_port()?;
+        let mut command = pinned(&start, cpu);
+        command.args(["local", &port.to_string()]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .with_context(|| format!("{} did not start within 60 s", kind.name()))??;
+        let pid_file = dir.join(format!("{}-{port}.pid", kind.name()));
+        let pid = std::fs::read_to_string(&pid_file).ok().and_then(|text| text.trim().parse::<u32>().ok());
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut target = Self { addr, pid, kind, child: None, script: Some((dir.to_owned(), port)) };
+        if !output.status.success() || pid.is_none() {
+            target.stop_now().await;
+            bail!(
+                "{} did not start ({}): {}{}",
+                kind.name(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(target)
     }
 
     /// A server that is already running.
-    pub fn existing(addr: SocketAddr, pid: Option<u32>) -> Self {
-        Self { addr, pid, child: None }
+    pub fn existing(addr: SocketAddr, pid: Option<u32>, kind: Kind) -> Self {
+        Self { addr, pid, kind, child: None, script: None }
     }
 
     /// The server's CPU time and RSS now, if its pid is known.
@@ -89,6 +263,24 @@ impl Target {
 
     /// Stop the server if this tool started it (SIGTERM, then SIGKILL after 10 s).
     pub async fn stop(mut self) {
+        self.stop_now().await;
+    }
+
+    async fn stop_now(&mut self) {
+        if let Some((dir, port)) = self.script.take() {
+            // The peer's stop.sh signals the pid in its pid file; wait for that pid to be gone.
+            let _ = Command::new(dir.join("stop.sh")).arg(port.to_string()).stdout(Stdio::null()).status().await;
+            if let Some(pid) = self.pid {
+                for _ in 0..150 {
+                    if !alive(pid) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status().await;
+            }
+            return;
+        }
         let Some(mut child) = self.child.take() else { return };
         if let Some(pid) = self.pid {
             let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
@@ -97,6 +289,42 @@ impl Target {
             let _ = child.kill().await;
         }
     }
+}
+
+impl Drop for Target {
+    /// A peer started by a script is not a child process: stop it even when a scenario failed
+    /// before [`Target::stop`] (children are killed on drop by tokio).
+    fn drop(&mut self) {
+        if let Some((dir, port)) = self.script.take() {
+            let _ =
+                std::process::Command::new(dir.join("stop.sh")).arg(port.to_string()).stdout(Stdio::null()).status();
+        }
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Wait until `addr` accepts a TCP connection.
+async fn wait_for_port(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("nothing accepts connections on {addr} after {} s", limit.as_secs())
 }
 
 /// A command running `program`, under `taskset -c cpu` when a CPU is given and taskset exists.

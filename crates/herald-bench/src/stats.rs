@@ -73,6 +73,11 @@ impl Report {
         self.row(&format!("{name} max"), round(max, 3), "ms");
     }
 
+    /// The value of a row, if it was recorded and is a number.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.rows.iter().find(|(row, ..)| row == name).and_then(|(_, value, _)| value.as_f64())
+    }
+
     /// Print the table.
     pub fn print(&self) {
         let params: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -1,5 +1,5 @@
 //! `churn`: clients connect, subscribe and disconnect in a loop; cycles per second and how much the
-//! server's RSS grows (leaks show here).
+//! server's RSS grows (leaks show here): after warm-up, and from before the first cycle.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::Meter;
 use crate::client;
 use crate::server::Target;
 use crate::stats::{Report, round};
@@ -20,6 +21,8 @@ pub async fn run(target: &Target, workers: usize, duration: Duration) -> anyhow:
     report.param("workers", workers);
     report.param("secs", duration.as_secs_f64());
     let cycles = Arc::new(AtomicU64::new(0));
+    let start = target.stats();
+    let meter = Meter::start(target);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for worker in 0..workers {
@@ -48,6 +51,7 @@ pub async fn run(target: &Target, workers: usize, duration: Duration) -> anyhow:
         joined??;
     }
     let elapsed = started.elapsed();
+    let usage = meter.stop(target);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let end = target.stats();
     let total = cycles.load(Ordering::Relaxed);
@@ -59,5 +63,10 @@ pub async fn run(target: &Target, workers: usize, duration: Duration) -> anyhow:
         report.row("RSS growth", end.rss_kib as i64 - warm.rss_kib as i64, "KiB");
         report.row("cycles after warm-up", total - warm_cycles, "connections");
     }
+    if let (Some(start), Some(end)) = (start, end) {
+        report.row("server RSS before the first cycle", start.rss_kib, "KiB");
+        report.row("RSS growth from the start", end.rss_kib as i64 - start.rss_kib as i64, "KiB");
+    }
+    usage.record(&mut report, "");
     Ok(report)
 }

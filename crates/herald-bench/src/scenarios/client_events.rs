@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect_many, cpu_between, cpu_row};
+use super::{Meter, connect_many, cpu_between, cpu_row};
 use crate::client;
 use crate::server::Target;
 use crate::stats::{Latencies, Report, round};
@@ -20,6 +20,7 @@ pub async fn run(target: &Target, pairs: usize, duration: Duration, per_second: 
     report.param("secs", duration.as_secs_f64());
     let (clients, _) = connect_many(target, pairs * 2, 256, |i| format!("private-pair-{}", i / 2)).await?;
     let before = target.stats();
+    let meter = Meter::start(target);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     let n = clients.len().max(1) as u32;
@@ -31,20 +32,38 @@ pub async fn run(target: &Target, pairs: usize, duration: Duration, per_second: 
         tasks.spawn(exchange(client, started, duration, period, phase));
     }
     let mut latencies = Latencies::default();
-    let mut sent = 0u64;
+    let (mut sent, mut errors, mut closed) = (0u64, 0u64, 0u64);
     while let Some(joined) = tasks.join_next().await {
-        let (samples, count) = joined??;
-        latencies.extend(samples);
-        sent += count;
+        let exchanged = joined??;
+        latencies.extend(exchanged.latencies);
+        sent += exchanged.sent;
+        errors += exchanged.errors;
+        closed += u64::from(exchanged.closed);
     }
     let after = target.stats();
+    let usage = meter.stop(target);
     let received = latencies.len() as u64;
     report.row("client events sent", sent, "events");
     report.row("client events received", received, "events");
     report.row("events/s", round(received as f64 / duration.as_secs_f64(), 0), "events/s");
     report.latencies("client-event latency", &mut latencies);
     cpu_row(&mut report, "server CPU per relayed event", cpu_between(before, after), received);
+    usage.record(&mut report, "");
+    if errors > 0 || closed > 0 {
+        report.row("pusher:error frames received", errors, "frames");
+        report.row("connections closed before the end", closed, "connections");
+    }
     Ok(report)
+}
+
+/// What one client sent and received.
+struct Exchanged {
+    latencies: Latencies,
+    sent: u64,
+    /// `pusher:error` frames (a server refusing client events says so with one).
+    errors: u64,
+    /// Whether the connection ended before the run did.
+    closed: bool,
 }
 
 /// Send at a fixed pace on the client's channel while recording what the partner sends.
@@ -54,34 +73,42 @@ async fn exchange(
     duration: Duration,
     period: Duration,
     phase: Duration,
-) -> anyhow::Result<(Latencies, u64)> {
+) -> anyhow::Result<Exchanged> {
     let channel = client.channel;
     let (mut sink, mut stream) = client.ws.split();
-    let mut latencies = Latencies::default();
+    let mut out = Exchanged { latencies: Latencies::default(), sent: 0, errors: 0, closed: false };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(started + phase), period);
     let deadline = tokio::time::sleep_until(tokio::time::Instant::from_std(started + duration));
     tokio::pin!(deadline);
-    let mut sent = 0u64;
     loop {
         tokio::select! {
             () = &mut deadline => break,
             _ = ticker.tick() => {
                 let frame = format!(r#"{{"event":"client-ping","channel":"{channel}","data":{{"t":{}}}}}"#, client::now_us());
-                sink.send(Message::text(frame)).await?;
-                sent += 1;
+                if sink.send(Message::text(frame)).await.is_err() {
+                    out.closed = true;
+                    break;
+                }
+                out.sent += 1;
             }
             message = stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    if text.as_str().starts_with(r#"{"event":"client-ping""#)
-                        && let Some(t) = client::timestamp_of(text.as_str())
-                    {
-                        latencies.push(client::now_us().saturating_sub(t));
+                    let text = text.as_str();
+                    if client::event_is(text, "client-ping") {
+                        if let Some(t) = client::timestamp_of(text) {
+                            out.latencies.push(client::now_us().saturating_sub(t));
+                        }
+                    } else if client::event_is(text, "pusher:error") {
+                        out.errors += 1;
                     }
                 }
                 Some(Ok(_)) => {}
-                _ => break,
+                _ => {
+                    out.closed = true;
+                    break;
+                }
             },
         }
     }
-    Ok((latencies, sent))
+    Ok(out)
 }

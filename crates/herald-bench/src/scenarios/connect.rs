@@ -1,6 +1,6 @@
-//! `connect`: N clients connect and subscribe; connect+subscribe rate and latency, server RSS and CPU
-//! per connection; then one broadcast that every client must receive exactly once; then RSS after
-//! they all close.
+//! `connect`: N clients connect and subscribe (to one channel, or spread over C channels);
+//! connect+subscribe rate and latency, server RSS and CPU per connection; then one broadcast that
+//! every client must receive exactly once; then RSS after they all close.
 
 use std::time::{Duration, Instant};
 
@@ -8,20 +8,31 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect_many, cpu_between, cpu_row};
+use super::{Meter, connect_many, cpu_between, cpu_row};
 use crate::client::Rest;
 use crate::server::Target;
 use crate::stats::{Report, round};
 
-/// Run the scenario with `n` connections, `concurrency` handshakes in flight.
-pub async fn run(target: &Target, n: usize, concurrency: usize) -> anyhow::Result<Report> {
+/// The name of channel `i` of `channels`: one channel is `connect-all`, as it always was.
+fn channel_name(i: usize, channels: usize) -> String {
+    if channels <= 1 { "connect-all".to_owned() } else { format!("connect-{}", i % channels) }
+}
+
+/// Run the scenario with `n` connections spread over `channels` channels (client `i` on channel
+/// `i % channels`), `concurrency` handshakes in flight. Each connection counts once it has
+/// connected, subscribed and received `subscription_succeeded`.
+pub async fn run(target: &Target, n: usize, channels: usize, concurrency: usize) -> anyhow::Result<Report> {
+    let channels = channels.max(1);
     let mut report = Report::new("connect");
     report.param("connections", n);
+    report.param("channels", channels);
     report.param("concurrency", concurrency);
     let before = target.stats();
+    let meter = Meter::start(target);
     let started = Instant::now();
-    let (clients, mut latencies) = connect_many(target, n, concurrency, |_| "connect-all".to_owned()).await?;
+    let (clients, mut latencies) = connect_many(target, n, concurrency, |i| channel_name(i, channels)).await?;
     let setup = started.elapsed();
+    let usage = meter.stop(target);
     // Let throttled subscription counts and allocator caches settle before measuring memory.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = target.stats();
@@ -34,6 +45,7 @@ pub async fn run(target: &Target, n: usize, concurrency: usize) -> anyhow::Resul
         report.row("server RSS per connection", round(per_connection, 2), "KiB");
     }
     cpu_row(&mut report, "server CPU per connection", cpu_between(before, after), n as u64);
+    usage.record(&mut report, "connect+subscribe: ");
 
     // Every client receives one broadcast exactly once.
     let mut readers = JoinSet::new();
@@ -53,7 +65,11 @@ pub async fn run(target: &Target, n: usize, concurrency: usize) -> anyhow::Resul
         });
     }
     let mut rest = Rest::connect(target.addr).await?;
-    rest.trigger("connect-all", "check", "{}").await?;
+    let names: Vec<String> = (0..channels).map(|i| channel_name(i, channels)).collect();
+    for batch in names.chunks(100) {
+        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+        rest.trigger_many(&batch, "check", "{}").await?;
+    }
     let mut exactly_once = 0;
     let mut clients = Vec::with_capacity(n);
     while let Some(joined) = readers.join_next().await {

@@ -1,7 +1,9 @@
 //! `fanout`: S subscribers on one channel. Phase 1 triggers back to back from a few keep-alive REST
-//! connections and measures deliveries per second and server CPU per delivery; phase 2 triggers at
-//! a fixed rate and measures end-to-end latency (the send time travels in the payload). Lost
-//! messages are counted in both and must be zero.
+//! connections and measures deliveries per second (messages received by the clients) and server
+//! CPU per delivery; with a window, publishers wait while more than that many triggers' worth of
+//! deliveries are still on their way, so that a server slower than its REST API does not queue
+//! without bound. Phase 2 triggers at a fixed rate and measures end-to-end latency (the send time
+//! travels in the payload). Lost messages are counted in both and must be zero.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{connect_many, cpu_between, cpu_row, wait_until};
+use super::{Meter, connect_many, cpu_between, cpu_row, wait_until};
 use crate::client::{self, Rest};
 use crate::server::Target;
 use crate::stats::{Latencies, Report, round};
@@ -25,10 +27,13 @@ pub struct Fanout {
     pub burst: Duration,
     /// Concurrent REST connections in the back-to-back phase.
     pub publishers: usize,
-    /// Triggers per second in the fixed-rate phase.
+    /// Triggers per second in the fixed-rate phase (0: no fixed-rate phase).
     pub rate: u32,
     /// Length of the fixed-rate phase.
     pub steady: Duration,
+    /// At most this many triggers' worth of deliveries not yet received during the burst (none:
+    /// no limit, publishers go as fast as the REST API answers).
+    pub window: Option<u64>,
 }
 
 struct Readers {
@@ -44,6 +49,9 @@ pub async fn run(target: &Target, sizes: Fanout) -> anyhow::Result<Report> {
     report.param("publishers", sizes.publishers);
     report.param("steady_rate", sizes.rate);
     report.param("steady_secs", sizes.steady.as_secs_f64());
+    if let Some(window) = sizes.window {
+        report.param("window_triggers", window);
+    }
     let (clients, _) = connect_many(target, sizes.subscribers, 256, |_| "fanout".to_owned()).await?;
     let readers = spawn_readers(clients);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -51,14 +59,27 @@ pub async fn run(target: &Target, sizes: Fanout) -> anyhow::Result<Report> {
 
     // Phase 1: back to back.
     let before = target.stats();
+    let meter = Meter::start(target);
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
+    let stalls = Arc::new(AtomicU64::new(0));
+    let window = sizes.window.map(|w| w.saturating_mul(subscribers));
     let mut publishers = JoinSet::new();
     for _ in 0..sizes.publishers {
         let (addr, sent, burst) = (target.addr, sent.clone(), sizes.burst);
+        let (received, stalls) = (readers.received.clone(), stalls.clone());
         publishers.spawn(async move {
             let mut rest = Rest::connect(addr).await?;
             while started.elapsed() < burst {
+                if let Some(window) = window {
+                    let outstanding = || {
+                        (sent.load(Ordering::Relaxed) * subscribers).saturating_sub(received.load(Ordering::Relaxed))
+                    };
+                    if !wait_for_window(outstanding, window, started + burst).await {
+                        stalls.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
                 rest.trigger("fanout", "e", &format!("{{\"t\":{}}}", client::now_us())).await?;
                 sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -70,19 +91,23 @@ pub async fn run(target: &Target, sizes: Fanout) -> anyhow::Result<Report> {
     }
     let triggers = sent.load(Ordering::Relaxed);
     let expected = triggers * subscribers;
-    let received = readers.received.clone();
-    wait_until(Duration::from_secs(30), || received.load(Ordering::Relaxed) >= expected).await;
-    let elapsed = started.elapsed();
+    let last_delivery = drain(&readers.received, expected).await;
+    let elapsed = last_delivery - started;
     let after = target.stats();
+    let usage = meter.stop(target);
     let delivered = readers.received.load(Ordering::Relaxed);
     report.row("burst: triggers", triggers, "requests");
     report.row("burst: deliveries", delivered, "messages");
     report.row("burst: lost", expected.saturating_sub(delivered), "messages");
     report.row("burst: deliveries/s", round(delivered as f64 / elapsed.as_secs_f64(), 0), "msg/s");
     cpu_row(&mut report, "burst: server CPU per delivery", cpu_between(before, after), delivered);
-    if let (Some(before), Some(after)) = (before, after) {
-        let cpu_share = (after.cpu_us - before.cpu_us) as f64 / elapsed.as_micros() as f64;
-        report.row("burst: server CPU use", round(cpu_share * 100.0, 1), "% of one core");
+    usage.record(&mut report, "burst: ");
+    if sizes.window.is_some() {
+        report.row(
+            "burst: publishers stopped by a stall (no delivery for 5 s)",
+            stalls.load(Ordering::Relaxed),
+            "publishers",
+        );
     }
 
     // Phase 2: a fixed rate, for latency.
@@ -92,7 +117,7 @@ pub async fn run(target: &Target, sizes: Fanout) -> anyhow::Result<Report> {
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(sizes.rate.max(1))));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut steady_sent = 0u64;
-    while base.elapsed() < sizes.steady {
+    while sizes.rate > 0 && base.elapsed() < sizes.steady {
         ticker.tick().await;
         rest.trigger("fanout", "s", &format!("{{\"t\":{}}}", client::now_us())).await?;
         steady_sent += 1;
@@ -112,10 +137,48 @@ pub async fn run(target: &Target, sizes: Fanout) -> anyhow::Result<Report> {
         anyhow::Ok(())
     };
     tokio::time::timeout(Duration::from_secs(30), collect).await??;
-    report.row("steady: triggers", steady_sent, "requests");
-    report.row("steady: lost", expected.saturating_sub(delivered), "messages");
-    report.latencies("steady: end-to-end latency", &mut latencies);
+    if sizes.rate > 0 {
+        report.row("steady: triggers", steady_sent, "requests");
+        report.row("steady: lost", expected.saturating_sub(delivered), "messages");
+        report.latencies("steady: end-to-end latency", &mut latencies);
+    }
     Ok(report)
+}
+
+/// Wait until `expected` deliveries arrived, for at most 30 s and at most 3 s without any; returns
+/// when the last one was seen (so that lost messages do not count the wait as delivery time).
+async fn drain(received: &AtomicU64, expected: u64) -> Instant {
+    let (deadline, mut last, mut seen) =
+        (Instant::now() + Duration::from_secs(30), received.load(Ordering::Relaxed), Instant::now());
+    while last < expected && Instant::now() < deadline && seen.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = received.load(Ordering::Relaxed);
+        if now != last {
+            (last, seen) = (now, Instant::now());
+        }
+    }
+    seen
+}
+
+/// Wait while more than `window` deliveries are outstanding. False when the burst is over or no
+/// delivery arrived for 5 s (the rest is counted as lost).
+async fn wait_for_window(outstanding: impl Fn() -> u64, window: u64, end: Instant) -> bool {
+    let mut last = outstanding();
+    let mut progress = Instant::now();
+    while last > window {
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let now = outstanding();
+        if now < last {
+            progress = Instant::now();
+        } else if progress.elapsed() > Duration::from_secs(5) {
+            return false;
+        }
+        last = now;
+    }
+    true
 }
 
 /// One reader task per client: counts every event, records the latency of fixed-rate ("s") events
@@ -135,14 +198,14 @@ fn spawn_readers(clients: Vec<client::Client>) -> Readers {
                     break;
                 };
                 let text = text.as_str();
-                if text.starts_with(r#"{"event":"e""#) {
+                if client::event_is(text, "e") {
                     received.fetch_add(1, Ordering::Relaxed);
-                } else if text.starts_with(r#"{"event":"s""#) {
+                } else if client::event_is(text, "s") {
                     received.fetch_add(1, Ordering::Relaxed);
                     if let Some(sent) = client::timestamp_of(text) {
                         latencies.push(client::now_us().saturating_sub(sent));
                     }
-                } else if text.starts_with(r#"{"event":"z""#) {
+                } else if client::event_is(text, "z") {
                     break;
                 }
             }

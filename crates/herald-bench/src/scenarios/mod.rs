@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::{self, Client};
-use crate::server::{ProcStats, Target};
-use crate::stats::{Latencies, Report};
+use crate::server::{ProcStats, Target, proc_stats};
+use crate::stats::{Latencies, Report, round};
 
 /// Connect `n` clients subscribed to `channel(i)`, at most `concurrency` handshakes in flight.
 /// Returns the clients and each one's connect+subscribe latency.
@@ -61,6 +61,51 @@ pub fn cpu_between(before: Option<ProcStats>, after: Option<ProcStats>) -> Optio
 pub fn cpu_row(report: &mut Report, name: &str, cpu_us: Option<u64>, units: u64) {
     if let Some(cpu) = cpu_us.filter(|_| units > 0) {
         report.row(name, crate::stats::round(cpu as f64 / units as f64, 3), "µs");
+    }
+}
+
+/// The CPU the server and this load generator use during one phase, so that every figure says
+/// which side was saturated.
+pub struct Meter {
+    started: Instant,
+    server: Option<ProcStats>,
+    bench: Option<ProcStats>,
+}
+
+/// What a [`Meter`] measured: CPU use in % of one core.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    server: Option<f64>,
+    bench: Option<f64>,
+}
+
+impl Meter {
+    /// Start measuring.
+    pub fn start(target: &Target) -> Self {
+        Self { started: Instant::now(), server: target.stats(), bench: proc_stats(std::process::id()) }
+    }
+
+    /// The CPU used since the start.
+    pub fn stop(&self, target: &Target) -> Usage {
+        let micros = self.started.elapsed().as_micros().max(1) as f64;
+        let share = |before: Option<ProcStats>, after: Option<ProcStats>| {
+            cpu_between(before, after).map(|cpu| round(cpu as f64 * 100.0 / micros, 1))
+        };
+        Usage { server: share(self.server, target.stats()), bench: share(self.bench, proc_stats(std::process::id())) }
+    }
+}
+
+impl Usage {
+    /// Record `{phase}server CPU use` and `{phase}load generator CPU use`, in % of one core. With
+    /// the server pinned to one core, 100 % means the server was the limit; with the load
+    /// generator pinned to one core, 100 % means it was.
+    pub fn record(self, report: &mut Report, phase: &str) {
+        if let Some(server) = self.server {
+            report.row(&format!("{phase}server CPU use"), server, "% of one core");
+        }
+        if let Some(bench) = self.bench {
+            report.row(&format!("{phase}load generator CPU use"), bench, "% of one core");
+        }
     }
 }
 

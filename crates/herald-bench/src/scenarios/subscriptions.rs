@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{cpu_between, cpu_row};
 use crate::client::{self, Rest, next_json};
-use crate::server::Target;
+use crate::server::{Kind, Target};
 use crate::stats::{Report, round};
 
 /// Run the scenario with `clients` connections of `per_client` subscriptions each.
@@ -63,7 +63,15 @@ pub async fn run(target: &Target, clients: usize, per_client: usize) -> anyhow::
         report.row("server RSS per subscription", round(per, 0), "bytes");
     }
     cpu_row(&mut report, "server CPU per subscription", cpu_between(before, after), total);
-    list_channels(target, &mut report, total).await?;
+    match target.kind {
+        Kind::Herald => list_channels(target, &mut report, total).await?,
+        Kind::Floor => report.param("channel_list", "skipped: the floor server has no REST reads"),
+        Kind::Soketi | Kind::Sockudo => {
+            if let Err(error) = list_channels(target, &mut report, total).await {
+                report.param("channel_list", format!("failed: {error:#}"));
+            }
+        }
+    }
     for (i, mut client) in subscribed {
         for j in 0..per_client {
             let frame = json!({"event": "pusher:unsubscribe", "data": {"channel": format!("s-{i}-{j}")}});

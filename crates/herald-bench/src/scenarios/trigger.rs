@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::{cpu_between, cpu_row};
+use super::{Meter, cpu_between, cpu_row};
 use crate::client::Rest;
 use crate::server::Target;
 use crate::stats::{Report, round};
@@ -20,6 +20,7 @@ pub async fn run(target: &Target, connections: usize, duration: Duration) -> any
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let before = target.stats();
+    let meter = Meter::start(target);
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..connections {
@@ -39,9 +40,11 @@ pub async fn run(target: &Target, connections: usize, duration: Duration) -> any
     }
     let elapsed = started.elapsed();
     let after = target.stats();
+    let usage = meter.stop(target);
     let requests = sent.load(Ordering::Relaxed);
     report.row("triggers/s", round(requests as f64 / elapsed.as_secs_f64(), 0), "req/s");
     report.row("non-200 answers", failed.load(Ordering::Relaxed), "requests");
     cpu_row(&mut report, "server CPU per trigger", cpu_between(before, after), requests);
+    usage.record(&mut report, "");
     Ok(report)
 }
