@@ -14,14 +14,12 @@ use hyper::header::{
     CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use pusher_wire::ErrorCode;
 use pusher_wire::error::excerpt;
 use pusher_wire::limits::PROTOCOL_VERSION;
 use pusher_wire::rest::auth::QueryParams;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::apps::App;
 use crate::connection;
@@ -31,10 +29,11 @@ use crate::rest::error::ApiError;
 
 /// Read buffer per connection. tungstenite allocates it eagerly (its default is 128 KiB) and reads
 /// at most this much per syscall. Client frames are small (a subscribe with auth is about 200 bytes);
-/// a larger one grows the buffer on demand and takes a few more reads. Measured with
-/// `scripts/bench connect`: 2 KiB gave 5.6 KiB of RSS per idle connection, 1 KiB 4.6 KiB, 512 bytes
-/// 3.9-4.1 KiB.
-const READ_BUFFER_BYTES: usize = 512;
+/// a larger one grows the buffer on demand and takes one more read. RSS per idle subscribed
+/// connection, measured with `scripts/bench connect`: 2 KiB gave 5.6 KiB, 1 KiB 4.6 KiB, 512 bytes
+/// 3.9-4.1 KiB; with pushbench (10,000 connections in 100 channels), 512 bytes 3.90 KiB and 256
+/// bytes 3.65 KiB.
+const READ_BUFFER_BYTES: usize = 256;
 /// Frames are written to the socket once this much is buffered, and at every flush.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// The WebSocket settings of every connection; messages larger than `max_message` close the
@@ -54,7 +53,7 @@ enum Admission {
 }
 
 /// A counted connection: released from the app's and the node's counts when dropped.
-struct Slot {
+pub(crate) struct Slot {
     node: Arc<Node>,
     app: Arc<App>,
 }
@@ -76,12 +75,9 @@ pub(crate) fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node
     let admission = admit(node, key, request.uri().query(), origin);
     let on_upgrade = hyper::upgrade::on(&mut request);
     let node = node.clone();
-    let max_message = match &admission {
-        Admission::Accept(app, _) => crate::config::max_client_message_bytes(app.config().max_event_bytes),
-        Admission::Refuse(..) => 64 * 1024,
-    };
-    let config = websocket_config(max_message);
-    // Spawned before the 101 is returned: the upgrade completes only once hyper has sent it.
+    // Spawned before the 101 is returned: the upgrade completes only once hyper has sent it. The
+    // task lives as long as the connection, so it holds as little as it can: the WebSocket is made
+    // inside `serve`, not here, which would keep a second copy of its room in the task.
     node.connections.clone().spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -90,16 +86,15 @@ pub(crate) fn upgrade(mut request: Request<Incoming>, key: &str, node: &Arc<Node
                 return;
             }
         };
-        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         match admission {
             Admission::Accept(app, slot) => {
-                connection::serve(socket, app, node).await;
-                drop(slot);
+                let max_message = crate::config::max_client_message_bytes(app.config().max_event_bytes);
+                connection::serve(upgraded, max_message, app, node, slot).await;
             }
             Admission::Refuse(code, message) => {
                 tracing::debug!(code = code.code(), message, "connection refused");
                 node.metrics.connections_refused.get_or_create(&[("code", code.code())]).inc();
-                connection::refuse(socket, code, &message).await;
+                connection::refuse(upgraded, code, &message).await;
             }
         }
     });

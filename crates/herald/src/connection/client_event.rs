@@ -68,15 +68,14 @@ pub(crate) fn client_event(
     if size > max {
         return refuse(replies, None, format!("Client event rejected: data is {size} bytes, the limit is {max}"));
     }
-    let frame =
-        Frame::from(server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership.as_deref()));
+    let frame = Frame::from(server::client_event(&event.event, channel.as_str(), event.data.as_ref(), membership));
     let relayed = Relayed {
         channel: channel.as_str(),
         event: &event.event,
         data: event.data.as_ref(),
         frame: &frame,
         socket_id: &session.socket_id,
-        user_id: membership.as_deref(),
+        user_id: membership,
     };
     session.app.hub.relay(session.outbox.id(), relayed);
     Outcome::Relayed

@@ -12,6 +12,7 @@ pub(crate) mod rate_limit;
 pub(crate) mod session;
 pub(crate) mod signin;
 pub(crate) mod subscribe;
+pub(crate) mod subscriptions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +24,8 @@ use pusher_wire::ErrorCode;
 use pusher_wire::frame::server;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use self::heartbeat::{Beat, Heartbeat};
@@ -33,9 +34,13 @@ use self::session::Session;
 use crate::apps::App;
 use crate::console::Activity;
 use crate::node::Node;
+use crate::upgrade::Slot;
 
 /// The WebSocket a connection task owns.
 pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Largest message read from a connection being refused (it is only told why and closed).
+const REFUSED_MAX_MESSAGE: usize = 64 * 1024;
 
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -98,8 +103,10 @@ impl Exit {
     }
 }
 
-/// Serve an accepted connection of `app` until it ends.
-pub(crate) async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
+/// Serve an accepted connection of `app` until it ends; `slot` (its place in the connection counts)
+/// is given back then.
+pub(crate) async fn serve(upgraded: Upgraded, max_message: usize, app: Arc<App>, node: Arc<Node>, slot: Slot) {
+    let mut socket = websocket(upgraded, max_message).await;
     let id = node.next_conn_id();
     let outbox = Arc::new(Outbox::new(id, node.config.outbox));
     let mut session = Session::new(node.socket_id(id), outbox, app, node.subscriptions.clone(), Instant::now());
@@ -128,11 +135,19 @@ pub(crate) async fn serve(mut socket: Socket, app: Arc<App>, node: Arc<Node>) {
         }
         None => {}
     }
+    drop(slot);
+}
+
+/// The WebSocket over an upgraded connection.
+async fn websocket(upgraded: Upgraded, max_message: usize) -> Socket {
+    let config = crate::upgrade::websocket_config(max_message);
+    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
 }
 
 /// Refuse a connection before it is established: `pusher:error` first (so pusher-js learns the
 /// reason during its handshake), then the close frame with the same code.
-pub(crate) async fn refuse(mut socket: Socket, code: ErrorCode, message: &str) {
+pub(crate) async fn refuse(upgraded: Upgraded, code: ErrorCode, message: &str) {
+    let mut socket = websocket(upgraded, REFUSED_MAX_MESSAGE).await;
     let frame = server::error(Some(code), message);
     let sent = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::text(frame))).await;
     if matches!(sent, Ok(Ok(()))) {

@@ -4,7 +4,6 @@
 //! hub, and appends the frames to send back to `replies` (written before anything queued in the
 //! outbox, so `subscription_succeeded` precedes the channel's events).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +17,7 @@ use super::outbox::{Frame, Outbox};
 use super::rate_limit::RateLimiter;
 use super::signin::{self, SignedIn};
 use super::subscribe;
+use super::subscriptions::Subscriptions;
 use crate::apps::App;
 use crate::budget::Budget;
 use crate::console::{Activity, Console};
@@ -33,7 +33,7 @@ pub(crate) struct Session {
     /// The app it connected to.
     pub(crate) app: Arc<App>,
     /// Channels it is subscribed to in the hub, with its presence user id on presence channels.
-    pub(crate) subscriptions: HashMap<ChannelName, Option<String>>,
+    pub(crate) subscriptions: Subscriptions,
     /// The user it signed in as.
     pub(crate) user: Option<SignedIn>,
     /// The client-event rate limit.
@@ -58,7 +58,7 @@ impl Session {
             socket_id,
             outbox,
             app,
-            subscriptions: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             user: None,
             client_events,
             commands: RateLimiter::for_commands(now),
@@ -151,7 +151,7 @@ impl Session {
         let socket_id = self.socket_id.as_str();
         match outcome {
             subscribe::Outcome::Subscribed => {
-                let user_id = self.subscriptions.get(channel).and_then(Option::as_deref);
+                let user_id = self.subscriptions.get(channel).flatten();
                 self.tell(console, || Activity::Subscribed { socket_id, channel: channel.as_str(), user_id });
             }
             subscribe::Outcome::Refused { code, message } => {
@@ -184,7 +184,7 @@ impl Session {
     /// Leave every channel and sign out (the connection is closing).
     pub(crate) fn leave_all(&mut self, now: Instant) {
         let held = self.subscriptions.len();
-        for (channel, _) in self.subscriptions.drain() {
+        for channel in self.subscriptions.take() {
             self.app.hub.unsubscribe(channel.as_str(), self.outbox.id(), now);
         }
         self.budget.give_back(held);

@@ -38,7 +38,7 @@ pub(crate) fn subscribe(
     metrics: &Metrics,
 ) -> Outcome {
     let channel = request.channel;
-    if session.subscriptions.contains_key(&channel) {
+    if session.subscriptions.contains(&channel) {
         // Pusher's answer; pusher-js never sends this itself, so it is a client bug worth reporting.
         let message = format!("Existing subscription to channel {channel}");
         replies.push(server::error(None, &message).into());
@@ -114,7 +114,7 @@ pub(crate) fn subscribe(
 
 /// Handle `pusher:unsubscribe`; unknown channels are ignored, as on Pusher. Whether it was subscribed.
 pub(crate) fn unsubscribe(session: &mut Session, channel: &ChannelName, now: Instant) -> bool {
-    if session.subscriptions.remove(channel).is_none() {
+    if !session.subscriptions.remove(channel) {
         return false;
     }
     session.app.hub.unsubscribe(channel.as_str(), session.outbox.id(), now);
