@@ -115,6 +115,13 @@ impl Step {
     }
 }
 
+/// CPU use (% of one core) from which a side counts as the limit.
+const LIMIT: f64 = 90.0;
+
+/// CPU use of the rest of the machine (% of one core) above which a figure may have been
+/// disturbed by other work.
+const DISTURBED: f64 = 25.0;
+
 /// Which way is better for a measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Better {
@@ -319,8 +326,8 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Server and load-generator CPU use of one run, % of one core.
-type Usage = (Option<f64>, Option<f64>);
+/// Server, load-generator and rest-of-the-machine CPU use of one run, % of one core.
+type Usage = (Option<f64>, Option<f64>, Option<f64>);
 
 /// Everything measured, by tool, server and measure.
 #[derive(Default)]
@@ -463,8 +470,11 @@ fn outcome_of_report(report: &Report, step: Step) -> Outcome {
         Step::FanoutLarge | Step::FanoutSmall => "burst: ",
         Step::Trigger | Step::ClientEvents | Step::Churn => "",
     };
-    outcome.usage =
-        (report.value(&format!("{phase}server CPU use")), report.value(&format!("{phase}load generator CPU use")));
+    outcome.usage = (
+        report.value(&format!("{phase}server CPU use")),
+        report.value(&format!("{phase}load generator CPU use")),
+        report.value(&format!("{phase}rest of the machine's CPU use")),
+    );
     let mut note = |row: &str, what: &str| {
         if let Some(n) = report.value(row).filter(|n| *n > 0.0) {
             outcome.notes.push(format!("{} {what}", thousands(n as usize)));
@@ -571,7 +581,10 @@ fn outcome_of_pushbench(json: &Value, step: Step) -> Outcome {
         Step::ClientEvents | Step::Churn => &json["cpu"],
     };
     let percent = |v: &Value| v.as_f64().map(|cores| (cores * 1000.0).round() / 10.0);
-    outcome.usage = (percent(&cpu["server_cores"]), percent(&cpu["bench_cores"]));
+    let (server, bench) = (percent(&cpu["server_cores"]), percent(&cpu["bench_cores"]));
+    let other =
+        percent(&cpu["machine_busy_cores"]).map(|m| (m - server.unwrap_or(0.0) - bench.unwrap_or(0.0)).max(0.0));
+    outcome.usage = (server, bench, other);
     let r = &json["results"];
     for (key, what) in [
         ("lost", "lost"),
@@ -598,6 +611,7 @@ impl Results {
             "values": outcome.values,
             "server_cpu_use_percent": outcome.usage.0,
             "load_generator_cpu_use_percent": outcome.usage.1,
+            "rest_of_machine_cpu_use_percent": outcome.usage.2,
             "notes": outcome.notes,
             "error": outcome.error,
         }));
@@ -707,10 +721,11 @@ impl Results {
 
         let _ = writeln!(
             md,
-            "\nWhat limited each figure: CPU use during the measured phase, in % of one core (the server is \
-             pinned to one core, the load generator to another), median over repetitions. A side at 90 % or more \
-             was the limit; when neither is, the scenario's own pace (a fixed rate, the 16-trigger window, \
-             round trips) or the kernel was.\n"
+            "\nWhat limited each figure: CPU use during the measured phase, in % of one core: server / load \
+             generator / rest of the machine (other processes, kernel threads, interrupts), median over \
+             repetitions. The server is pinned to one core and the load generator to the other: a side at \
+             {LIMIT} % or more was the limit; when neither is, the scenario's own pace (a fixed rate, the \
+             16-trigger window, round trips) was. \"busy machine\": the rest used {DISTURBED} % or more.\n"
         );
         let mut header = String::from("| Scenario |");
         let mut rule = String::from("|---|");
@@ -766,7 +781,10 @@ impl Results {
                 }
                 md.push('\n');
             }
-            let _ = writeln!(md, "\nCPU use in the cross-check runs (server / load generator, % of one core):\n");
+            let _ = writeln!(
+                md,
+                "\nCPU use in the cross-check runs (server / load generator / rest of the machine, % of one core):\n"
+            );
             let mut header = String::from("| Scenario |");
             let mut rule = String::from("|---|");
             for kind in &plan.cross_check {
@@ -796,22 +814,22 @@ impl Results {
         md
     }
 
-    /// "server 99 % / generator 45 % → server".
+    /// "99 / 45 / 3 % → server": server, load generator, rest of the machine.
     fn limit_cell(&self, tool: Tool, kind: Kind, step: Step) -> String {
         let Some(usage) = self.usage.get(&(tool, kind, step)) else {
             return "—".into();
         };
-        let server: Vec<f64> = usage.iter().filter_map(|u| u.0).collect();
-        let bench: Vec<f64> = usage.iter().filter_map(|u| u.1).collect();
-        let (server, bench) = (median(&server), median(&bench));
-        let show = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.0} %"));
-        let limit = match (server.is_some_and(|s| s >= 90.0), bench.is_some_and(|b| b >= 90.0)) {
+        let pick = |f: fn(&Usage) -> Option<f64>| median(&usage.iter().filter_map(f).collect::<Vec<_>>());
+        let (server, bench, other) = (pick(|u| u.0), pick(|u| u.1), pick(|u| u.2));
+        let show = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.0}"));
+        let limit = match (server.is_some_and(|s| s >= LIMIT), bench.is_some_and(|b| b >= LIMIT)) {
             (true, true) => "both",
             (true, false) => "server",
             (false, true) => "load generator",
             (false, false) => "neither",
         };
-        format!("{} / {} → {limit}", show(server), show(bench))
+        let disturbed = if other.is_some_and(|o| o >= DISTURBED) { " (busy machine)" } else { "" };
+        format!("{} / {} / {} % → {limit}{disturbed}", show(server), show(bench), show(other))
     }
 
     fn json(&self, plan: &Plan, missing: &BTreeMap<Kind, String>) -> Value {
@@ -952,7 +970,7 @@ mod tests {
         let outcome = outcome_of_pushbench(&json, Step::FanoutLarge);
         assert_eq!(outcome.values.get("fanout_large_rate"), Some(&500000.0));
         assert_eq!(outcome.values.get("fanout_large_cpu"), Some(&1.5));
-        assert_eq!(outcome.usage, (Some(98.7), Some(50.0)));
+        assert_eq!(outcome.usage, (Some(98.7), Some(50.0), None));
         assert_eq!(outcome.notes, vec!["3 lost".to_owned()]);
     }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -410,13 +410,28 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
 }
 
 fn clock_ticks_per_second() -> u64 {
-    // USER_HZ is 100 on every Linux architecture this runs on; `getconf` confirms when available.
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100)
+    // USER_HZ is 100 on every Linux architecture this runs on; `getconf` confirms when available
+    // (asked once: a process started in a measured phase would count as load generator CPU).
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// CPU time the whole machine spent busy so far (every CPU, every process, kernel threads and
+/// interrupts: all of `/proc/stat` but idle and iowait), in microseconds.
+pub fn machine_busy_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> =
+        stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+    Some(busy * 1_000_000 / clock_ticks_per_second())
 }
 
 /// The soft open-file limit of this process.

@@ -75,8 +75,7 @@ pub async fn run(target: &Target, sizes: Fanout) -> anyhow::Result<Report> {
                     let outstanding = || {
                         (sent.load(Ordering::Relaxed) * subscribers).saturating_sub(received.load(Ordering::Relaxed))
                     };
-                    if !wait_for_window(outstanding, window, started + burst).await {
-                        stalls.fetch_add(1, Ordering::Relaxed);
+                    if !wait_for_window(outstanding, window, started + burst, &stalls).await {
                         break;
                     }
                 }
@@ -161,8 +160,8 @@ async fn drain(received: &AtomicU64, expected: u64) -> Instant {
 }
 
 /// Wait while more than `window` deliveries are outstanding. False when the burst is over or no
-/// delivery arrived for 5 s (the rest is counted as lost).
-async fn wait_for_window(outstanding: impl Fn() -> u64, window: u64, end: Instant) -> bool {
+/// delivery arrived for 5 s (a stall, counted; what is missing is counted as lost).
+async fn wait_for_window(outstanding: impl Fn() -> u64, window: u64, end: Instant, stalls: &AtomicU64) -> bool {
     let mut last = outstanding();
     let mut progress = Instant::now();
     while last > window {
@@ -174,6 +173,7 @@ async fn wait_for_window(outstanding: impl Fn() -> u64, window: u64, end: Instan
         if now < last {
             progress = Instant::now();
         } else if progress.elapsed() > Duration::from_secs(5) {
+            stalls.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         last = now;

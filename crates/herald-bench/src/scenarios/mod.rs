@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::{self, Client};
-use crate::server::{ProcStats, Target, proc_stats};
+use crate::server::{ProcStats, Target, machine_busy_us, proc_stats};
 use crate::stats::{Latencies, Report, round};
 
 /// Connect `n` clients subscribed to `channel(i)`, at most `concurrency` handshakes in flight.
@@ -65,11 +65,13 @@ pub fn cpu_row(report: &mut Report, name: &str, cpu_us: Option<u64>, units: u64)
 }
 
 /// The CPU the server and this load generator use during one phase, so that every figure says
-/// which side was saturated.
+/// which side was saturated; and what the rest of the machine used, so that a figure disturbed by
+/// other work shows it.
 pub struct Meter {
     started: Instant,
     server: Option<ProcStats>,
     bench: Option<ProcStats>,
+    machine: Option<u64>,
 }
 
 /// What a [`Meter`] measured: CPU use in % of one core.
@@ -77,34 +79,46 @@ pub struct Meter {
 pub struct Usage {
     server: Option<f64>,
     bench: Option<f64>,
+    other: Option<f64>,
 }
 
 impl Meter {
     /// Start measuring.
     pub fn start(target: &Target) -> Self {
-        Self { started: Instant::now(), server: target.stats(), bench: proc_stats(std::process::id()) }
+        Self {
+            started: Instant::now(),
+            server: target.stats(),
+            bench: proc_stats(std::process::id()),
+            machine: machine_busy_us(),
+        }
     }
 
     /// The CPU used since the start.
     pub fn stop(&self, target: &Target) -> Usage {
         let micros = self.started.elapsed().as_micros().max(1) as f64;
-        let share = |before: Option<ProcStats>, after: Option<ProcStats>| {
-            cpu_between(before, after).map(|cpu| round(cpu as f64 * 100.0 / micros, 1))
-        };
-        Usage { server: share(self.server, target.stats()), bench: share(self.bench, proc_stats(std::process::id())) }
+        let percent = |cpu: u64| round(cpu as f64 * 100.0 / micros, 1);
+        let server = cpu_between(self.server, target.stats());
+        let bench = cpu_between(self.bench, proc_stats(std::process::id()));
+        let machine = machine_busy_us().zip(self.machine).map(|(now, then)| now.saturating_sub(then));
+        let other = machine.map(|m| m.saturating_sub(server.unwrap_or(0) + bench.unwrap_or(0)));
+        Usage { server: server.map(percent), bench: bench.map(percent), other: other.map(percent) }
     }
 }
 
 impl Usage {
-    /// Record `{phase}server CPU use` and `{phase}load generator CPU use`, in % of one core. With
-    /// the server pinned to one core, 100 % means the server was the limit; with the load
-    /// generator pinned to one core, 100 % means it was.
+    /// Record `{phase}server CPU use`, `{phase}load generator CPU use` and `{phase}rest of the
+    /// machine's CPU use`, in % of one core. With the server pinned to one core, 100 % means the
+    /// server was the limit; with the load generator pinned to one core, 100 % means it was. The
+    /// rest (other processes, kernel threads, interrupts) should stay small.
     pub fn record(self, report: &mut Report, phase: &str) {
         if let Some(server) = self.server {
             report.row(&format!("{phase}server CPU use"), server, "% of one core");
         }
         if let Some(bench) = self.bench {
             report.row(&format!("{phase}load generator CPU use"), bench, "% of one core");
+        }
+        if let Some(other) = self.other {
+            report.row(&format!("{phase}rest of the machine's CPU use"), other, "% of one core");
         }
     }
 }
