@@ -120,7 +120,7 @@ const LIMIT: f64 = 90.0;
 
 /// CPU use of the rest of the machine (% of one core) above which a figure may have been
 /// disturbed by other work.
-const DISTURBED: f64 = 25.0;
+const DISTURBED: f64 = 15.0;
 
 /// Which way is better for a measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
