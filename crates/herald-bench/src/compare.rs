@@ -86,20 +86,31 @@ pub struct Plan {
     pub bench_cpu: Option<usize>,
     /// Where the table, the JSON and every run's raw results go.
     pub out: PathBuf,
+    /// The steps to run (all by default).
+    pub steps: Vec<Step>,
+    /// Publisher connections of pushbench's fan-out runs (its default is 1; herald-bench uses 4).
+    pub pushbench_publishers: usize,
 }
 
 /// One scenario run against a fresh server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Step {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Step {
+    /// Connections spread over channels: connect rate, CPU and RSS per connection.
     Connect,
+    /// Fan-out to the larger subscriber count.
     FanoutLarge,
+    /// Fan-out to the smaller subscriber count.
     FanoutSmall,
+    /// REST triggers without subscribers.
     Trigger,
+    /// Client-event pairs.
     ClientEvents,
+    /// Connect, subscribe, close in a loop.
     Churn,
 }
 
-const STEPS: [Step; 6] =
+/// Every step, in the order a repetition runs them.
+pub const STEPS: [Step; 6] =
     [Step::Connect, Step::FanoutLarge, Step::FanoutSmall, Step::Trigger, Step::ClientEvents, Step::Churn];
 
 impl Step {
@@ -393,7 +404,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let mut results = Results::default();
     let started = std::time::Instant::now();
     for rep in 1..=plan.reps {
-        for step in STEPS {
+        for step in STEPS.into_iter().filter(|step| plan.steps.contains(step)) {
             for &kind in &plan.servers {
                 if missing.contains_key(&kind) {
                     continue;
@@ -562,7 +573,10 @@ async fn pushbench_step(
         ],
         Step::FanoutLarge | Step::FanoutSmall => {
             let subscribers = sizes.subscribers[usize::from(step == Step::FanoutSmall)];
-            ["fanout", "-s", &subscribers.to_string(), "--rate", "0", "-d", &secs].map(String::from).to_vec()
+            let publishers = plan.pushbench_publishers.to_string();
+            ["fanout", "-s", &subscribers.to_string(), "--rate", "0", "-k", &publishers, "-d", &secs]
+                .map(String::from)
+                .to_vec()
         }
         Step::Trigger => {
             ["trigger", "-k", &sizes.trigger_connections.to_string(), "-d", &secs].map(String::from).to_vec()
@@ -753,7 +767,7 @@ impl Results {
             }
         }
         let _ = writeln!(md, "{header}\n{rule}");
-        for measure in &MEASURES {
+        for measure in MEASURES.iter().filter(|m| plan.steps.contains(&m.step)) {
             if tool == Tool::Pushbench && measure.key == "churn_growth_warm" {
                 continue; // pushbench samples RSS at the start and the end only
             }
@@ -766,7 +780,7 @@ impl Results {
                 let ours = self.median(tool, Kind::Herald, measure);
                 for kind in &others {
                     let ratio = match (ours, self.median(tool, *kind, measure)) {
-                        (Some(a), Some(b)) if b.abs() > f64::EPSILON => format!("{:.2}", a / b),
+                        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => format!("{:.2}", a / b),
                         _ => "—".into(),
                     };
                     let _ = write!(md, " {ratio} |");
@@ -790,7 +804,7 @@ impl Results {
             rule.push_str("---|");
         }
         let _ = writeln!(md, "{header}\n{rule}");
-        for step in STEPS {
+        for step in STEPS.into_iter().filter(|step| plan.steps.contains(step)) {
             let _ = write!(md, "| {} |", step.name(&plan.sizes));
             for kind in servers {
                 let _ = write!(md, " {} |", self.limit_cell(tool, *kind, step));
@@ -803,9 +817,11 @@ impl Results {
             let _ = writeln!(
                 md,
                 "\nCross-check: the same scenarios measured by {} and {} (medians; each tool against its own \
-                 fresh server). ⚠ marks a disagreement over 20 %.\n",
+                 fresh server; fan-out publishers: herald-bench 4, pushbench {}). ⚠ marks a disagreement over \
+                 20 %.\n",
                 tool.name(),
-                other.name()
+                other.name(),
+                plan.pushbench_publishers
             );
             let mut header = String::from("| Measure |");
             let mut rule = String::from("|---|");
@@ -815,13 +831,13 @@ impl Results {
                 rule.push_str("---|---|---|");
             }
             let _ = writeln!(md, "{header}\n{rule}");
-            for measure in MEASURES.iter().filter(|m| m.key != "churn_growth_warm") {
+            for measure in MEASURES.iter().filter(|m| m.key != "churn_growth_warm" && plan.steps.contains(&m.step)) {
                 let _ = write!(md, "| {} ({}) |", short_label(measure), measure.unit);
                 for kind in &plan.cross_check {
                     let a = self.median(tool, *kind, measure);
                     let b = self.median(other, *kind, measure);
                     let ratio = match (a, b) {
-                        (Some(a), Some(b)) if b.abs() > f64::EPSILON => {
+                        (Some(a), Some(b)) if a > 0.0 && b > 0.0 => {
                             let r = a / b;
                             let flag = if !(0.8..=1.2).contains(&r) { " ⚠" } else { "" };
                             format!("{r:.2}{flag}")
@@ -848,7 +864,7 @@ impl Results {
                 rule.push_str("---|---|");
             }
             let _ = writeln!(md, "{header}\n{rule}");
-            for step in STEPS {
+            for step in STEPS.into_iter().filter(|step| plan.steps.contains(step)) {
                 let _ = write!(md, "| {} |", step.name(&plan.sizes));
                 for kind in &plan.cross_check {
                     let _ = write!(
@@ -915,6 +931,8 @@ impl Results {
             "reps": plan.reps,
             "servers": plan.servers.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "cross_check": plan.cross_check.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "steps": plan.steps.iter().map(|s| s.name(&plan.sizes)).collect::<Vec<_>>(),
+            "pushbench_publishers": plan.pushbench_publishers,
             "not_measured": missing.iter().map(|(k, v)| (k.name(), v.clone())).collect::<BTreeMap<_, _>>(),
             "sizes": {
                 "connections": sizes.connections, "channels": sizes.channels,

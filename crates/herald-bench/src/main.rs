@@ -116,6 +116,13 @@ struct Cli {
     /// figures side by side.
     #[arg(long, value_enum, value_delimiter = ',')]
     cross_check: Option<Vec<Kind>>,
+    /// With --compare: only these scenarios (comma-separated; all by default).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    steps: Option<Vec<compare::Step>>,
+    /// With --compare: publisher connections of pushbench's fan-out runs (pushbench's default
+    /// is 1; herald-bench's fan-out uses 4).
+    #[arg(long, default_value_t = 1)]
+    pushbench_publishers: usize,
     /// The pushbench binary (built by `cargo build --release` in pushbench's directory).
     #[arg(long, default_value = "target/peers/pushbench/target/release/pushbench")]
     pushbench: PathBuf,
@@ -495,6 +502,8 @@ async fn compare(cli: &Cli) -> anyhow::Result<()> {
         pushbench: cli.pushbench.clone(),
         bench_cpu: cli.bench_cpu,
         out: cli.out.clone(),
+        steps: cli.steps.clone().unwrap_or_else(|| compare::STEPS.to_vec()),
+        pushbench_publishers: cli.pushbench_publishers.max(1),
     })
     .await
 }
