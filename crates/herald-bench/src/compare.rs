@@ -908,7 +908,7 @@ impl Results {
         let mut measures = Vec::new();
         for measure in &MEASURES {
             for tool in [Tool::HeraldBench, Tool::Pushbench] {
-                for kind in plan.servers.iter().chain(&plan.cross_check) {
+                for kind in &plan.servers {
                     let Some(values) = self.values.get(&(tool, *kind, measure.key)) else { continue };
                     measures.push(json!({
                         "measure": measure.key,
