@@ -33,6 +33,7 @@ mod hub;
 mod listener;
 mod metrics;
 mod node;
+mod repoll;
 mod rest;
 mod shutdown;
 mod tls;

@@ -61,7 +61,7 @@ pub(crate) async fn accept(listener: TcpListener, node: Arc<Node>) {
                 // the outbox instead.
                 let _ = stream.set_nodelay(true);
                 let node = node.clone();
-                node.connections.clone().spawn(async move {
+                node.connections.clone().spawn(crate::repoll::Repoll::new(async move {
                     match &node.tls {
                         None => {
                             if first_byte(&stream, &node).await {
@@ -75,7 +75,7 @@ pub(crate) async fn accept(listener: TcpListener, node: Arc<Node>) {
                         }
                     }
                     drop(slot);
-                });
+                }));
             }
             Err(error) => {
                 // Usually the open-file limit: back off instead of spinning, keep serving the others,
