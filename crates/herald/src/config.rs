@@ -44,10 +44,12 @@ pub struct Config {
     pub webhook_delay: Duration,
     /// PEM file of extra CA certificates trusted for https webhook endpoints.
     pub webhook_ca_file: Option<PathBuf>,
-    /// `redis://HOST:PORT[/DB]`: run as one node of a cluster sharing state through this Redis (or
-    /// Valkey). Every node started with the same URL and the same apps is one cluster. `None`: a
-    /// single node, everything in memory.
+    /// `redis://HOST:PORT[/DB]` (or `rediss://` for TLS): run as one node of a cluster sharing
+    /// state through this Redis (or Valkey). Every node started with the same URL and the same apps
+    /// is one cluster. `None`: a single node, everything in memory.
     pub redis_url: Option<String>,
+    /// PEM file of extra CA certificates trusted for a `rediss://` Redis (one with a private CA).
+    pub redis_ca_file: Option<PathBuf>,
     /// Serve `wss://` and `https://` only, with this certificate and key (re-read on SIGHUP).
     pub tls: Option<crate::tls::TlsFiles>,
     /// How long a client has to complete the TLS handshake.
@@ -244,6 +246,7 @@ impl Config {
             webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
             webhook_ca_file: None,
             redis_url: None,
+            redis_ca_file: None,
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(5),
@@ -285,6 +288,7 @@ impl Config {
             webhook_delay: defaults.webhook_delay,
             webhook_ca_file: file.webhook_ca_file,
             redis_url: file.redis_url,
+            redis_ca_file: file.redis_ca_file,
             tls: match (file.tls_cert_file, file.tls_key_file) {
                 (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
                 (None, None) => None,
@@ -337,8 +341,15 @@ impl Config {
         if let Some(url) = &self.redis_url {
             crate::cluster::check_url(url).map_err(|why| ConfigError::Invalid(format!("redis url {url:?}: {why}")))?;
         }
+        if let Some(path) = &self.redis_ca_file {
+            if !self.redis_url.as_deref().is_some_and(crate::cluster::uses_tls) {
+                return Err(ConfigError::Invalid("redis_ca_file is for a rediss:// redis url".into()));
+            }
+            crate::tls::client_config(Some(path))
+                .map_err(|why| ConfigError::Invalid(format!("redis_ca_file: {why}")))?;
+        }
         if let Some(path) = &self.webhook_ca_file {
-            crate::webhooks::delivery::tls_config(Some(path))
+            crate::tls::client_config(Some(path))
                 .map_err(|why| ConfigError::Invalid(format!("webhook_ca_file: {why}")))?;
         }
         for (i, app) in self.apps.iter().enumerate() {
@@ -407,6 +418,7 @@ struct ConfigFile {
     max_subscriptions: Option<usize>,
     webhook_ca_file: Option<PathBuf>,
     redis_url: Option<String>,
+    redis_ca_file: Option<PathBuf>,
     tls_cert_file: Option<PathBuf>,
     max_pending_connections_per_address: Option<usize>,
     log_format: Option<LogFormat>,
@@ -478,6 +490,19 @@ mod tests {
         assert!(config.validate().is_ok());
         let config = Config::from_toml(&format!("redis_url = \"http://nope\"\n{apps}")).unwrap();
         assert!(config.validate().unwrap_err().to_string().contains("redis url"));
+        let config = Config::from_toml(&format!("redis_url = \"rediss://redis.example:6380\"\n{apps}")).unwrap();
+        assert!(config.validate().is_ok(), "TLS to Redis");
+    }
+
+    #[test]
+    fn a_redis_ca_file_goes_with_a_rediss_url_and_must_hold_a_certificate() {
+        let apps = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
+        let plain = "redis_url = \"redis://127.0.0.1:6379\"\nredis_ca_file = \"/nonexistent/ca.pem\"\n";
+        let error = Config::from_toml(&format!("{plain}{apps}")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("rediss://"), "{error}");
+        let missing = "redis_url = \"rediss://127.0.0.1:6379\"\nredis_ca_file = \"/nonexistent/ca.pem\"\n";
+        let error = Config::from_toml(&format!("{missing}{apps}")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("redis_ca_file") && error.contains("/nonexistent/ca.pem"), "{error}");
     }
 
     #[test]

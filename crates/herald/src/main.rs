@@ -59,9 +59,14 @@ struct ServeArgs {
     /// Port to listen on; 0 picks a free one [default: 6001].
     #[arg(long, env = "HERALD_PORT")]
     port: Option<u16>,
-    /// Join the cluster of every node started with this Redis or Valkey: redis://HOST:PORT[/DB].
+    /// Join the cluster of every node started with this Redis or Valkey: redis://HOST:PORT[/DB],
+    /// or rediss:// for TLS.
     #[arg(long, env = "HERALD_REDIS_URL")]
     redis_url: Option<String>,
+    /// PEM file of CA certificates to trust for a rediss:// Redis with a private CA (the public
+    /// web's roots are trusted anyway).
+    #[arg(long, env = "HERALD_REDIS_CA_FILE")]
+    redis_ca_file: Option<PathBuf>,
     /// Log lines as text (the default) or one JSON object per line.
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -177,6 +182,9 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(url) = args.redis_url {
         config.redis_url = Some(url);
+    }
+    if let Some(path) = args.redis_ca_file {
+        config.redis_ca_file = Some(path);
     }
     if args.console {
         config.console = true;

@@ -2,14 +2,17 @@
 //! only. The files are read at start (a bad pair stops the server with the reason) and again on
 //! SIGHUP, so a renewed certificate takes effect without a restart; a bad pair at reload is refused
 //! and the running one kept.
+//!
+//! Also the client side, for what Herald connects to: https webhook endpoints and a `rediss://`
+//! Redis, both checked against the public web's roots plus an optional PEM file of private CAs.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Where the certificate chain and its private key are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,4 +92,31 @@ impl Tls {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
         Ok(())
     }
+}
+
+/// TLS client settings: the public web's root certificates, plus the certificates in
+/// `extra_roots` (a PEM file) for servers behind a private CA.
+pub(crate) fn client_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_roots {
+        let certificates =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut added = 0;
+        for certificate in certificates {
+            let certificate = certificate.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add(certificate).map_err(|e| format!("{}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

@@ -1,6 +1,7 @@
 //! Events across a cluster of three nodes sharing one real `redis-server`: a REST trigger or batch
 //! on any node reaches every subscriber on every node exactly once, in order; `socket_id` exclusion
 //! works for a socket on another node; client events reach the other nodes, never the sender.
+//! Nodes reach a Redis that speaks TLS only (`rediss://`) and check its certificate.
 
 // The helpers below run outside #[test] functions; a failed unwrap there is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +9,9 @@
 mod support;
 
 use serde_json::json;
-use support::cluster::{RedisServer, eventually, member, metrics, nodes};
+use support::TestServer;
+use support::certs::TestCerts;
+use support::cluster::{RedisServer, eventually, member, metrics, node_config, nodes, nodes_with, wait_for_peers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_on_one_node_reaches_every_subscriber_once_in_order() {
@@ -154,4 +157,34 @@ async fn socket_ids_are_unique_across_the_cluster() {
     assert_eq!(prefixes.len(), 3, "each node its own reserved id: {prefixes:?}");
     let claims = redis.cli(&["--raw", "KEYS", "herald:node-id:*"]);
     assert_eq!(claims.lines().count(), 3, "{claims}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_a_redis_over_tls_and_a_node_that_cannot_verify_it_stays_out() {
+    let certs = TestCerts::new("redis");
+    let redis = RedisServer::start_tls(&certs);
+    assert!(redis.url().starts_with("rediss://"));
+    let trusting = |config: &mut herald::Config| config.redis_ca_file = Some(certs.ca.clone());
+    let cluster = nodes_with(&redis, 2, trusting).await;
+    let mut listener = cluster[1].connect().await;
+    listener.subscribe("news").await;
+    let reply = cluster[0].rest().trigger(&["news"], "headline", "{\"n\":1}").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(listener.expect("headline").await["data"], "{\"n\":1}");
+
+    // Without the private CA the server's certificate does not verify: that node serves its own
+    // clients and never joins, while a trusting node started after it does.
+    let stranger = TestServer::start_with(node_config(&redis)).await;
+    let mut late = node_config(&redis);
+    trusting(&mut late);
+    let late = TestServer::start_with(late).await;
+    wait_for_peers(late.addr, 2).await;
+    wait_for_peers(cluster[0].addr, 2).await;
+    let text = metrics(stranger.addr).await;
+    assert!(text.contains("herald_cluster_redis_up 0\n") && text.contains("herald_cluster_peers 0\n"), "{text}");
+    let mut own = stranger.connect().await;
+    own.subscribe("news").await;
+    let reply = stranger.rest().trigger(&["news"], "local", "{}").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    own.expect("local").await;
 }

@@ -35,7 +35,7 @@ pub(crate) use self::link::Link;
 use self::link::{Outbound, Overflow};
 pub use self::outbound::NODE_TIMEOUT;
 use self::redis::Redis;
-pub(crate) use self::redis::check_url;
+pub(crate) use self::redis::{check_url, uses_tls};
 use crate::apps::AppMaker;
 use crate::config::{AppConfig, Config};
 use crate::hub::{NodeId, Observer};
@@ -58,7 +58,8 @@ pub(crate) struct Pending {
 /// unreachable Redis does not stop the node: it serves its own clients and joins when Redis answers.
 pub(crate) async fn node(config: Config, webhooks: mpsc::Sender<Job>, url: &str) -> (Node, Pending) {
     // `Config::validate` has parsed the URL with the same parser, so building the client cannot fail.
-    let mut redis = Redis::connect(url).unwrap_or_else(|error| unreachable!("validated redis url: {error}"));
+    let mut redis = Redis::connect(url, config.redis_ca_file.as_deref())
+        .unwrap_or_else(|error| unreachable!("validated redis url and CA file: {error}"));
     let id = if redis.wait(STARTUP_WAIT).await {
         redis.detect_sharded_pubsub().await;
         redis.claim_node_id().await.unwrap_or_else(|error| {

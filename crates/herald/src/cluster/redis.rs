@@ -3,10 +3,13 @@
 //! exponential backoff; a command never waits for a reconnection (it fails within
 //! [`COMMAND_TIMEOUT`], and the caller treats that as an outage).
 
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
+use fred::types::config::TlsConnector;
 use fred::types::{ClusterHash, CustomCommand};
 
 use super::scripts;
@@ -20,17 +23,31 @@ const SUBSCRIBER_BUFFER: usize = 16 * 1024;
 /// How long a node id stays reserved without a heartbeat renewing it.
 pub(crate) const NODE_ID_TTL: Duration = Duration::from_secs(30);
 
-/// Check a `redis://` URL without connecting. One server only (Redis, or Valkey): Redis Cluster and
-/// Sentinel URLs are refused rather than half supported.
+/// Check a `redis://` or `rediss://` URL without connecting. One server only (Redis, or Valkey):
+/// Redis Cluster and Sentinel URLs are refused rather than half supported.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    if !url.starts_with("redis://") {
-        return Err("use redis://HOST:PORT[/DB] (one Redis or Valkey server)".into());
+    if !url.starts_with("redis://") && !uses_tls(url) {
+        return Err("use redis://HOST:PORT[/DB], or rediss:// for TLS (one Redis or Valkey server)".into());
     }
-    let config = Config::from_url(url).map_err(|error| error.details().to_string())?;
+    let config = parse(url).map_err(|error| error.details().to_string())?;
     if !matches!(config.server, ServerConfig::Centralized { .. }) {
         return Err("only a single server is supported (not a cluster or Sentinel URL)".into());
     }
     Ok(())
+}
+
+/// Whether the URL asks for TLS (`rediss://`).
+pub(crate) fn uses_tls(url: &str) -> bool {
+    url.starts_with("rediss://")
+}
+
+/// The client settings for `url`, without TLS: fred's own TLS default would read the system's
+/// certificate store, which a slim container may not have; [`Redis::connect`] sets Herald's.
+fn parse(url: &str) -> Result<Config, Error> {
+    match url.strip_prefix("rediss://") {
+        Some(rest) => Config::from_url(&format!("redis://{rest}")),
+        None => Config::from_url(url),
+    }
 }
 
 /// The connections to Redis and what the server supports.
@@ -50,10 +67,36 @@ impl std::fmt::Debug for Redis {
     }
 }
 
+/// Say why Redis cannot be reached (refused, a certificate that does not verify, a wrong password)
+/// once per distinct reason, not at every retry; a reconnection makes the next failure worth saying.
+fn report_errors(client: &Client) {
+    let last = Arc::new(Mutex::new(String::new()));
+    let seen = last.clone();
+    client.on_error(move |(error, _server)| {
+        let why = error.to_string();
+        let mut last = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if *last != why {
+            tracing::warn!(error = %why, "cannot reach Redis");
+            *last = why;
+        }
+        std::future::ready(Ok(()))
+    });
+    client.on_reconnect(move |_| {
+        last.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        std::future::ready(Ok(()))
+    });
+}
+
 impl Redis {
-    /// Start connecting to `url` (in the background: an unreachable Redis is retried forever).
-    pub(crate) fn connect(url: &str) -> Result<Self, Error> {
-        let mut config = Config::from_url(url)?;
+    /// Start connecting to `url` (in the background: an unreachable Redis is retried forever). A
+    /// `rediss://` server's certificate is checked against the public web's roots and the CAs in
+    /// `ca_file`, and its name against the URL's host.
+    pub(crate) fn connect(url: &str, ca_file: Option<&Path>) -> Result<Self, Error> {
+        let mut config = parse(url)?;
+        if uses_tls(url) {
+            let tls = crate::tls::client_config(ca_file).map_err(|why| Error::new(ErrorKind::Tls, why))?;
+            config.tls = Some(TlsConnector::from((*tls).clone()).into());
+        }
         // The first connection is retried like any other: a node may start before its Redis.
         config.fail_fast = false;
         let builder = |buffer: usize| {
@@ -77,6 +120,7 @@ impl Redis {
         };
         let commands = builder(32).build()?;
         let subscriber = builder(SUBSCRIBER_BUFFER).build_subscriber_client()?;
+        report_errors(&commands);
         commands.connect();
         subscriber.connect();
         Ok(Self { commands, subscriber, publish: "SPUBLISH" })

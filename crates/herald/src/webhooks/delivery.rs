@@ -10,7 +10,6 @@
 //! endpoint keeps at most [`MAX_IDLE_PER_ENDPOINT`] idle connections. A failing or hanging endpoint
 //! therefore cannot grow memory without bound, nor take the slots other endpoints need.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,9 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use pusher_wire::webhook::{self, WebhookEvent};
 use tokio::sync::Semaphore;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -84,33 +81,6 @@ impl Endpoint {
             wire: Semaphore::new(MAX_CONCURRENT_PER_ENDPOINT),
         })
     }
-}
-
-/// The TLS settings of https endpoints: the public web's root certificates, plus the certificates
-/// in `extra_roots` (a PEM file) for endpoints behind a private CA.
-pub(crate) fn tls_config(extra_roots: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = extra_roots {
-        let certificates =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut added = 0;
-        for certificate in certificates {
-            let certificate = certificate.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots.add(certificate).map_err(|e| format!("{}: {e}", path.display()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(format!("{} holds no PEM certificate", path.display()));
-        }
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// One webhook request: some events of one app for one endpoint.

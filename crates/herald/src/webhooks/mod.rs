@@ -187,10 +187,10 @@ impl Observer for Webhooks {
 /// Start the dispatcher (and its delivery service) on the node's background tracker; it drains
 /// `jobs` until the node's connections are gone after shutdown.
 pub(crate) fn start(node: &Node, jobs: mpsc::Receiver<Job>) {
-    let tls = delivery::tls_config(node.config.webhook_ca_file.as_deref()).unwrap_or_else(|why| {
+    let tls = crate::tls::client_config(node.config.webhook_ca_file.as_deref()).unwrap_or_else(|why| {
         // Config::validate has read this file already; only a file changed since lands here.
         tracing::warn!(%why, "webhook_ca_file unusable; https webhooks trust the public roots only");
-        delivery::tls_config(None).unwrap_or_else(|_| unreachable!("the built-in roots are valid"))
+        crate::tls::client_config(None).unwrap_or_else(|_| unreachable!("the built-in roots are valid"))
     });
     let delivery = delivery::Delivery::new(
         node.tracker.clone(),

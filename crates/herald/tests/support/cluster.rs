@@ -14,16 +14,34 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    /// Serve TLS only, with this certificate (signed by the test CA), instead of plain TCP.
+    tls: Option<Tls>,
+}
+
+#[derive(Clone)]
+struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl RedisServer {
     /// Start one on a free port and wait until it answers PING.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Start one that speaks TLS only (no plain port), with the server certificate of `certs`.
+    pub fn start_tls(certs: &super::certs::TestCerts) -> Self {
+        Self::start_with(Some(Tls { cert: certs.cert.clone(), key: certs.key.clone(), ca: certs.ca.clone() }))
+    }
+
+    fn start_with(tls: Option<Tls>) -> Self {
         let dir = std::env::temp_dir().join(format!("herald-redis-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
         for _ in 0..5 {
             let port = free_port();
-            let mut server = Self { port, child: None, dir: dir.clone() };
+            let mut server = Self { port, child: None, dir: dir.clone(), tls: tls.clone() };
             if server.launch() {
                 return server;
             }
@@ -32,13 +50,26 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Start redis-server on `self.port`; whether it answers.
     fn launch(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -65,6 +96,9 @@ impl RedisServer {
 
     /// Whether it answers PING now.
     pub fn ping(&self) -> bool {
+        if self.tls.is_some() {
+            return self.cli(&["PING"]) == "PONG";
+        }
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         if stream.write_all(b"PING\r\n").is_err() {
@@ -76,11 +110,12 @@ impl RedisServer {
 
     /// Run a command with redis-cli; its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli (installed with redis-server)");
+        let mut command = Command::new("redis-cli");
+        command.args(["-p", &self.port.to_string()]);
+        if let Some(tls) = &self.tls {
+            command.arg("--tls").arg("--cacert").arg(&tls.ca);
+        }
+        let output = command.args(args).output().expect("redis-cli (installed with redis-server)");
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
