@@ -199,6 +199,7 @@ fn config_from(args: ServeArgs) -> anyhow::Result<Config> {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config_from(args)?;
     init_logging(config.log_format);
+    raise_open_file_limit();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
@@ -213,6 +214,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Raise the soft open-file limit to the hard one. Every connection is a file, and a login shell's
+/// soft limit (often 1,024) would refuse clients long before the machine runs out of anything;
+/// the hard limit is what the administrator allowed (systemd's LimitNOFILE, a container's ulimit).
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit; connections are capped by the current one")
+        }
+    }
 }
 
 fn health(args: HealthArgs) -> anyhow::Result<()> {

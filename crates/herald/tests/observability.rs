@@ -1,5 +1,6 @@
 //! What operators watch: JSON log lines, one access line per REST request (never a secret or a
 //! signature), `/metrics` on a listener of its own, and `/up` answering 503 while shutting down.
+//! The soft open-file limit is raised to the hard one at start.
 
 // The helpers below run outside #[test] functions; a failed unwrap there is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -72,4 +73,22 @@ async fn up_answers_503_once_shutting_down() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains(r#""shutting_down":true"#), "{answer}");
     stopping.await.unwrap();
+}
+
+/// The soft and hard "Max open files" of process `pid`.
+fn open_file_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|line| line.starts_with("Max open files")).unwrap();
+    let numbers: Vec<u64> = line.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    let (_, hard) = open_file_limits("self");
+    assert!(hard > 256, "this test needs a hard open-file limit above 256 (it is {hard})");
+    let server = HeraldProcess::start_with_soft_file_limit(256, &[]);
+    let (soft, hard_there) = open_file_limits(&server.pid().to_string());
+    assert_eq!(hard_there, hard, "the shell kept the hard limit");
+    assert_eq!(soft, hard, "Herald raised its soft limit from 256 to the hard one");
 }

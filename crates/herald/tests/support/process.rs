@@ -24,8 +24,30 @@ impl HeraldProcess {
 
     /// Start `herald serve` on 127.0.0.1, a free port, with exactly `args` otherwise.
     pub fn start_with(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("serve")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command.arg("serve");
+        Self::spawn(command, args)
+    }
+
+    /// [`HeraldProcess::start`], from a shell whose soft open-file limit is `limit`.
+    pub fn start_with_soft_file_limit(limit: u64, extra: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -S -n {limit} && exec \"$0\" serve \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_herald"));
+        let mut args = vec!["--app-id", super::APP_ID, "--key", super::KEY, "--secret", super::SECRET];
+        args.extend(extra);
+        Self::spawn(command, &args)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)
             .env("RUST_LOG", "info")
