@@ -49,11 +49,12 @@ pub(crate) fn default_subscriptions(memory: u64) -> usize {
     usize::try_from(memory / 2 / BYTES_PER_SUBSCRIPTION).unwrap_or(usize::MAX).max(10_000)
 }
 
-/// The memory this process may use: the cgroup's limit when there is one, the machine's otherwise.
+/// The memory this process may use: its cgroup's limit when there is one (a container's, or a
+/// systemd unit's `MemoryMax=`), the machine's otherwise.
 pub(crate) fn available_memory() -> u64 {
-    let cgroup =
-        std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|text| text.trim().parse::<u64>().ok());
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let cgroup = read("/proc/self/cgroup").and_then(|membership| cgroup_memory_limit(&membership, read));
+    let total = read("/proc/meminfo").and_then(|text| {
         let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
         line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
     });
@@ -61,6 +62,41 @@ pub(crate) fn available_memory() -> u64 {
         (Some(cgroup), Some(total)) => cgroup.min(total),
         (limit, total) => limit.or(total).unwrap_or(4 << 30),
     }
+}
+
+/// The tightest memory limit on the cgroup named in `membership` (the text of `/proc/self/cgroup`)
+/// and on its ancestors, whose limits apply too; `read` reads a file under `/sys/fs/cgroup`. cgroup
+/// v2 (`0::/path`, `memory.max`) is preferred; v1's memory controller (`N:memory:/path`,
+/// `memory.limit_in_bytes`) otherwise. In a container with its own cgroup namespace the path is `/`.
+fn cgroup_memory_limit(membership: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let v2 = membership.lines().find_map(|line| line.strip_prefix("0::"));
+    let v1 = membership.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers.split(',').any(|controller| controller == "memory").then_some(path)
+    });
+    let (root, file, path) = match (v2, v1) {
+        (_, Some(path)) if read("/sys/fs/cgroup/memory/memory.limit_in_bytes").is_some() => {
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", path)
+        }
+        (Some(path), _) => ("/sys/fs/cgroup", "memory.max", path),
+        _ => return None,
+    };
+    let mut limit: Option<u64> = None;
+    let mut dir = path.trim_end_matches('/');
+    loop {
+        // "max" (v2) does not parse; v1 writes "no limit" as a number near 2^63.
+        if let Some(bytes) = read(&format!("{root}{dir}/{file}")).and_then(|text| text.trim().parse::<u64>().ok())
+            && bytes < 1 << 62
+        {
+            limit = Some(limit.map_or(bytes, |tighter| tighter.min(bytes)));
+        }
+        match dir.rfind('/') {
+            Some(parent) if !dir.is_empty() => dir = &dir[..parent],
+            _ => break,
+        }
+    }
+    limit
 }
 
 #[cfg(test)]
@@ -77,6 +113,46 @@ mod tests {
         budget.set_max(5);
         assert!(budget.try_take());
         assert_eq!(budget.used(), 3);
+    }
+
+    fn files(entries: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let entries: Vec<(String, String)> = entries.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |path| entries.iter().find(|(k, _)| k == path).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn a_systemd_units_memory_max_and_its_slices_count_the_tightest_wins() {
+        let read = files(&[
+            ("/sys/fs/cgroup/memory.max", "max\n"),
+            ("/sys/fs/cgroup/system.slice/memory.max", "8589934592\n"),
+            ("/sys/fs/cgroup/system.slice/herald.service/memory.max", "2147483648\n"),
+        ]);
+        assert_eq!(cgroup_memory_limit("0::/system.slice/herald.service\n", &read), Some(2 << 30));
+        let read = files(&[
+            ("/sys/fs/cgroup/system.slice/memory.max", "1073741824\n"),
+            ("/sys/fs/cgroup/system.slice/herald.service/memory.max", "max\n"),
+        ]);
+        assert_eq!(cgroup_memory_limit("0::/system.slice/herald.service\n", &read), Some(1 << 30), "a slice's limit");
+    }
+
+    #[test]
+    fn a_container_with_its_own_namespace_reads_the_root_and_no_limit_is_none() {
+        let read = files(&[("/sys/fs/cgroup/memory.max", "536870912\n")]);
+        assert_eq!(cgroup_memory_limit("0::/\n", &read), Some(512 << 20));
+        let read = files(&[("/sys/fs/cgroup/memory.max", "max\n")]);
+        assert_eq!(cgroup_memory_limit("0::/\n", &read), None);
+        assert_eq!(cgroup_memory_limit("", &read), None);
+    }
+
+    #[test]
+    fn cgroup_v1_reads_the_memory_controllers_limit() {
+        let membership = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n";
+        let read = files(&[
+            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("/sys/fs/cgroup/memory/docker/memory.limit_in_bytes", "9223372036854771712\n"),
+            ("/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "268435456\n"),
+        ]);
+        assert_eq!(cgroup_memory_limit(membership, &read), Some(256 << 20));
     }
 
     #[test]
