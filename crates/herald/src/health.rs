@@ -64,7 +64,19 @@ async fn ask(uri: &Uri, tls: bool) -> anyhow::Result<(StatusCode, Bytes)> {
         _ => anyhow!("cannot connect to {host} port {port}: {error}"),
     })?;
     if !tls {
-        return get(tcp, uri).await;
+        // A TLS listener answers plain HTTP with a TLS alert, which hyper reports as a malformed
+        // answer: say what probably happened rather than only that.
+        return get(tcp, uri).await.map_err(|error| {
+            let garbled =
+                error.chain().any(|cause| cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse));
+            if garbled {
+                let path = uri.path_and_query().map_or("/", |path| path.as_str());
+                let authority = uri.authority().map_or(host, |authority| authority.as_str());
+                error.context(format!("the answer is not HTTP; if this port serves TLS, ask https://{authority}{path}"))
+            } else {
+                error
+            }
+        });
     }
     let name = match host.parse::<IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),

@@ -63,6 +63,19 @@ async fn the_address_comes_from_the_same_environment_as_serve() {
 }
 
 #[tokio::test]
+async fn asking_a_tls_port_over_http_suggests_https() {
+    let certs = TestCerts::new("health-http");
+    let mut config = support::config();
+    config.tls = Some(certs.files());
+    let server = TestServer::start_with(config).await;
+    let outcome = health(&["--url", &format!("http://{}/up", server.addr)], &[]).await;
+    assert_eq!(outcome.code, 1);
+    let hint = format!("if this port serves TLS, ask https://{}/up", server.addr);
+    assert!(outcome.stderr.contains(&hint), "{}", outcome.stderr);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn nothing_listening_is_unhealthy_in_plain_words() {
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
