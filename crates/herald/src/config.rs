@@ -39,6 +39,9 @@ pub struct Config {
     /// On shutdown, connections are closed with 4200 spread over this long, so that clients do not
     /// all reconnect at the same instant.
     pub shutdown_spread: Duration,
+    /// How long a connection of an app with `authorized_connections` has to sign in or subscribe
+    /// to a private or presence channel.
+    pub authorization_timeout: Duration,
     /// How long `channel_vacated` and `member_removed` webhooks wait, so that a client that comes
     /// straight back causes neither them nor the matching re-add.
     pub webhook_delay: Duration,
@@ -128,6 +131,10 @@ pub struct AppConfig {
     /// channel's subscribers, which would dominate the cost of connecting.
     #[serde(default)]
     pub subscription_count: bool,
+    /// Pusher's "authorized connections": a connection that has neither signed in nor subscribed
+    /// to a private or presence channel 30 s after connecting is closed with 4009.
+    #[serde(default)]
+    pub authorized_connections: bool,
     /// Most connections of this app; more are refused with 4004. `None`: no app limit.
     #[serde(default)]
     pub max_connections: Option<usize>,
@@ -210,6 +217,7 @@ impl AppConfig {
             secret: secret.into(),
             client_events: true,
             subscription_count: false,
+            authorized_connections: false,
             max_connections: None,
             max_event_bytes: default_max_event_bytes(),
             webhooks: Vec::new(),
@@ -243,6 +251,7 @@ impl Config {
             max_subscriptions: crate::budget::default_subscriptions(crate::budget::available_memory()),
             outbox: OutboxLimits::default(),
             shutdown_spread: Duration::from_secs(2),
+            authorization_timeout: Duration::from_secs(30),
             webhook_delay: Duration::from_secs(WEBHOOK_REMOVAL_DELAY_SECS),
             webhook_ca_file: None,
             redis_url: None,
@@ -285,6 +294,7 @@ impl Config {
             max_subscriptions: file.max_subscriptions.unwrap_or(defaults.max_subscriptions),
             outbox: defaults.outbox,
             shutdown_spread: defaults.shutdown_spread,
+            authorization_timeout: defaults.authorization_timeout,
             webhook_delay: defaults.webhook_delay,
             webhook_ca_file: file.webhook_ca_file,
             redis_url: file.redis_url,

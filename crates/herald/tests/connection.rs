@@ -1,5 +1,5 @@
 //! The connection lifecycle: handshake, refusals in-band, ping/pong, heartbeat, bad input, limits,
-//! slow consumers and shutdown.
+//! slow consumers, shutdown, and the authorized-connections timeout.
 
 mod support;
 
@@ -427,4 +427,36 @@ async fn silent_connections_are_cut_off_and_capped_per_address_without_starving_
     let metrics = server.rest().send("GET", "/metrics", String::new()).await.text;
     assert!(metrics.contains(r#"herald_http_refused_total{reason="too_many_pending"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"herald_http_refused_total{reason="silent"} 3"#), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_app_with_authorized_connections_closes_those_that_never_authorize_with_4009() {
+    let mut config = support::config();
+    config.apps[0].authorized_connections = true;
+    // Shortened from Pusher's 30 s so the test does not wait; what is checked is who is closed.
+    config.authorization_timeout = Duration::from_millis(300);
+    let server = TestServer::start_with(config).await;
+    let mut private = server.connect().await;
+    let joined = private.subscribe_signed("private-room", None).await;
+    assert_eq!(joined["event"], "pusher_internal:subscription_succeeded", "{joined}");
+    let mut anonymous = server.connect().await;
+    anonymous.subscribe("news").await;
+    let (code, frames) = anonymous.expect_close().await;
+    assert_eq!(code, 4009, "a public channel does not authorize a connection: {frames:?}");
+    let error = frames.iter().find(|frame| frame["event"] == "pusher:error").expect("pusher:error before the close");
+    assert_eq!(error["data"]["code"], 4009);
+    assert_eq!(error["data"]["message"], "Connection not authorized within timeout");
+    // The connection that joined a private channel outlived the same deadline and still answers.
+    assert!(private.roundtrip().await.is_empty());
+}
+
+#[tokio::test]
+async fn without_authorized_connections_an_anonymous_connection_stays() {
+    let mut config = support::config();
+    config.authorization_timeout = Duration::from_millis(100);
+    let server = TestServer::start_with(config).await;
+    let mut anonymous = server.connect().await;
+    anonymous.subscribe("news").await;
+    anonymous.expect_silence(Duration::from_millis(400)).await;
+    assert!(anonymous.roundtrip().await.is_empty());
 }

@@ -329,3 +329,19 @@ async fn signing_in_again_as_the_same_user_swaps_the_watchlist_without_going_off
     assert_eq!(watchlist(&b.recv().await), status(&[("online", &["A"])]));
     watcher.expect_silence(QUIET).await;
 }
+
+#[tokio::test]
+async fn signing_in_authorizes_a_connection_of_an_app_with_authorized_connections() {
+    let mut config = support::config();
+    config.apps[0].authorized_connections = true;
+    // Shortened from Pusher's 30 s so the test does not wait.
+    config.authorization_timeout = Duration::from_millis(300);
+    let server = TestServer::start_with(config).await;
+    let mut signed = server.connect().await;
+    signed_in(&mut signed, &user("A")).await;
+    let mut anonymous = server.connect().await;
+    let (code, _) = anonymous.expect_close().await;
+    assert_eq!(code, 4009);
+    // Past the same deadline, the signed-in connection is still served.
+    assert!(signed.roundtrip().await.iter().all(|frame| frame["event"] != "pusher:error"));
+}

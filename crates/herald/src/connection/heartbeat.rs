@@ -19,6 +19,9 @@ pub(crate) struct Heartbeat {
     last_seen: Instant,
     /// When the unanswered ping was sent, if one is outstanding.
     pinged_at: Option<Instant>,
+    /// When the connection must have signed in or joined a private or presence channel, for an
+    /// app with authorized connections, until it has.
+    authorize_by: Option<Instant>,
 }
 
 /// What to do when the heartbeat's deadline passes.
@@ -30,12 +33,29 @@ pub(crate) enum Beat {
     Ping,
     /// The ping went unanswered: close with 4201.
     Close,
+    /// The connection did not authorize itself in time: close with 4009.
+    Unauthorized,
 }
 
 impl Heartbeat {
     /// A heartbeat for a connection that was just heard from at `now`.
     pub(crate) fn new(now: Instant, activity_timeout: Duration, pong_timeout: Duration) -> Self {
-        Self { activity_timeout, pong_timeout, last_seen: now, pinged_at: None }
+        Self { activity_timeout, pong_timeout, last_seen: now, pinged_at: None, authorize_by: None }
+    }
+
+    /// The connection must sign in or join a private or presence channel by `by`.
+    pub(crate) fn require_authorization(&mut self, by: Instant) {
+        self.authorize_by = Some(by);
+    }
+
+    /// Whether the connection still has to authorize itself.
+    pub(crate) fn awaiting_authorization(&self) -> bool {
+        self.authorize_by.is_some()
+    }
+
+    /// The connection signed in or joined a private or presence channel.
+    pub(crate) fn authorized(&mut self) {
+        self.authorize_by = None;
     }
 
     /// Anything arrived from the client.
@@ -45,14 +65,18 @@ impl Heartbeat {
 
     /// When to call [`Self::beat`] next.
     pub(crate) fn deadline(&self) -> Instant {
-        match self.pinged_at {
+        let heartbeat = match self.pinged_at {
             Some(pinged_at) if self.last_seen <= pinged_at => pinged_at + self.pong_timeout,
             _ => self.last_seen + self.activity_timeout,
-        }
+        };
+        self.authorize_by.map_or(heartbeat, |by| by.min(heartbeat))
     }
 
     /// The deadline passed (or the timer fired early): decide what to do.
     pub(crate) fn beat(&mut self, now: Instant) -> Beat {
+        if self.authorize_by.is_some_and(|by| now >= by) {
+            return Beat::Unauthorized;
+        }
         if let Some(pinged_at) = self.pinged_at {
             if self.last_seen > pinged_at {
                 self.pinged_at = None;
@@ -108,5 +132,28 @@ mod tests {
         heartbeat.heard(start + Duration::from_secs(100));
         assert_eq!(heartbeat.beat(start + ACTIVITY), Beat::Wait);
         assert_eq!(heartbeat.deadline(), start + Duration::from_secs(100) + ACTIVITY);
+    }
+
+    #[test]
+    fn a_connection_that_never_authorizes_is_closed_at_its_deadline() {
+        let start = Instant::now();
+        let mut heartbeat = Heartbeat::new(start, ACTIVITY, PONG);
+        heartbeat.require_authorization(start + Duration::from_secs(30));
+        assert_eq!(heartbeat.deadline(), start + Duration::from_secs(30), "before the activity timeout");
+        heartbeat.heard(start + Duration::from_secs(20));
+        assert_eq!(heartbeat.beat(start + Duration::from_secs(29)), Beat::Wait, "early timer");
+        assert_eq!(heartbeat.beat(start + Duration::from_secs(30)), Beat::Unauthorized, "being heard is not enough");
+    }
+
+    #[test]
+    fn an_authorized_connection_goes_back_to_the_plain_heartbeat() {
+        let start = Instant::now();
+        let mut heartbeat = Heartbeat::new(start, ACTIVITY, PONG);
+        heartbeat.require_authorization(start + Duration::from_secs(30));
+        assert!(heartbeat.awaiting_authorization());
+        heartbeat.authorized();
+        assert!(!heartbeat.awaiting_authorization());
+        assert_eq!(heartbeat.beat(start + Duration::from_secs(30)), Beat::Wait);
+        assert_eq!(heartbeat.deadline(), start + ACTIVITY);
     }
 }

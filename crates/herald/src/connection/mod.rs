@@ -64,6 +64,9 @@ enum Exit {
     PongTimeout,
     /// A reload removed the app.
     AppRemoved,
+    /// The app requires authorized connections and this one neither signed in nor joined a
+    /// private or presence channel in time.
+    Unauthorized,
 }
 
 impl Exit {
@@ -78,6 +81,7 @@ impl Exit {
             Self::Killed(Kill::Terminated) => "terminated",
             Self::PongTimeout => "pong_timeout",
             Self::AppRemoved => "app_removed",
+            Self::Unauthorized => "unauthorized",
         }
     }
 
@@ -99,6 +103,7 @@ impl Exit {
             Self::Killed(Kill::Terminated) => pusher(ErrorCode::Unauthorized, "Connection terminated by the app"),
             Self::PongTimeout => pusher(ErrorCode::PongNotReceived, ErrorCode::PongNotReceived.description()),
             Self::AppRemoved => pusher(ErrorCode::AppDisabled, ErrorCode::AppDisabled.description()),
+            Self::Unauthorized => pusher(ErrorCode::Unauthorized, "Connection not authorized within timeout"),
         }
     }
 }
@@ -167,6 +172,9 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
     }
     let outbox = session.outbox.clone();
     let mut heartbeat = Heartbeat::new(Instant::now(), config.activity_timeout, config.pong_timeout);
+    if session.app.config().authorized_connections {
+        heartbeat.require_authorization(Instant::now() + config.authorization_timeout);
+    }
     let timer = tokio::time::sleep_until(heartbeat.deadline().into());
     let shutdown = node.shutdown.cancelled();
     let app_removed = session.app.removed.clone();
@@ -218,6 +226,9 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                     Some(Err(tungstenite::Error::Utf8(e))) => return Exit::ProtocolError(tungstenite::Error::Utf8(e)),
                     Some(Err(_)) | None => return Exit::ClientGone,
                 }
+                if heartbeat.awaiting_authorization() && session.is_authorized() {
+                    heartbeat.authorized();
+                }
                 out.extend(replies.drain(..));
                 if !out.is_empty()
                     && let Err(exit) = Box::pin(write_unless_killed(socket, &outbox, out, config.outbox.write_timeout)).await
@@ -235,6 +246,7 @@ async fn drive(socket: &mut Socket, session: &mut Session, node: &Node) -> Exit 
                         }
                     }
                     Beat::Close => return Exit::PongTimeout,
+                    Beat::Unauthorized => return Exit::Unauthorized,
                 }
                 timer.as_mut().reset(heartbeat.deadline().into());
             },

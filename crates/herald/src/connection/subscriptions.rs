@@ -39,6 +39,14 @@ impl Subscriptions {
         }
     }
 
+    /// Whether any channel held satisfies `test`.
+    pub(crate) fn any(&self, test: impl Fn(&ChannelName) -> bool) -> bool {
+        match &self.0 {
+            Set::Few(few) => few.iter().any(|(name, _)| test(name)),
+            Set::Many(many) => many.keys().any(test),
+        }
+    }
+
     pub(crate) fn contains(&self, channel: &ChannelName) -> bool {
         self.get(channel).is_some()
     }
