@@ -47,7 +47,7 @@ impl Tool {
     }
 }
 
-/// Sizes of the comparison (the rows of the table in issue 12 at `full`).
+/// Sizes of the comparison (at `full`, those of docs/performance.md's side-by-side table).
 #[derive(Clone, Debug)]
 pub struct Sizes {
     /// Connections of the connect scenario.

@@ -102,7 +102,7 @@ struct Cli {
     /// Compare these servers (comma-separated: floor,herald,soketi,sockudo) instead of running
     /// scenarios: connect, two fan-outs, trigger, client events and churn against each, every one
     /// started fresh; writes compare.md and compare.json into --out. Sizes: --mode (quick or full
-    /// are issue 12's sizes: 10,000 connections in 100 channels, 10,000 and 1,000 subscribers,
+    /// are the side-by-side table's sizes: 10,000 connections in 100 channels, 10,000 and 1,000 subscribers,
     /// 8 REST connections, 1,000 client-event pairs, 50 churning clients).
     #[arg(long, value_enum, value_delimiter = ',')]
     compare: Option<Vec<Kind>>,
