@@ -65,9 +65,10 @@ pub(crate) fn available_memory() -> u64 {
 }
 
 /// The tightest memory limit on the cgroup named in `membership` (the text of `/proc/self/cgroup`)
-/// and on its ancestors, whose limits apply too; `read` reads a file under `/sys/fs/cgroup`. cgroup
-/// v2 (`0::/path`, `memory.max`) is preferred; v1's memory controller (`N:memory:/path`,
-/// `memory.limit_in_bytes`) otherwise. In a container with its own cgroup namespace the path is `/`.
+/// and on its ancestors, whose limits apply too; `read` reads a file under `/sys/fs/cgroup`. v1's
+/// memory controller (`N:memory:/path`, `memory.limit_in_bytes`) where it is mounted (a hybrid host
+/// keeps it there), cgroup v2 (`0::/path`, `memory.max`) otherwise. In a container with its own
+/// cgroup namespace the path is `/`.
 fn cgroup_memory_limit(membership: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
     let v2 = membership.lines().find_map(|line| line.strip_prefix("0::"));
     let v1 = membership.lines().find_map(|line| {

@@ -431,11 +431,7 @@ async fn silent_connections_are_cut_off_and_capped_per_address_without_starving_
 
 #[tokio::test]
 async fn an_app_with_authorized_connections_closes_those_that_never_authorize_with_4009() {
-    let mut config = support::config();
-    config.apps[0].authorized_connections = true;
-    // Shortened from Pusher's 30 s so the test does not wait; what is checked is who is closed.
-    config.authorization_timeout = Duration::from_millis(300);
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_with(support::authorized_connections_config()).await;
     let mut private = server.connect().await;
     let joined = private.subscribe_signed("private-room", None).await;
     assert_eq!(joined["event"], "pusher_internal:subscription_succeeded", "{joined}");

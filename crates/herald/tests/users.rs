@@ -332,11 +332,7 @@ async fn signing_in_again_as_the_same_user_swaps_the_watchlist_without_going_off
 
 #[tokio::test]
 async fn signing_in_authorizes_a_connection_of_an_app_with_authorized_connections() {
-    let mut config = support::config();
-    config.apps[0].authorized_connections = true;
-    // Shortened from Pusher's 30 s so the test does not wait.
-    config.authorization_timeout = Duration::from_millis(300);
-    let server = TestServer::start_with(config).await;
+    let server = TestServer::start_with(support::authorized_connections_config()).await;
     let mut signed = server.connect().await;
     signed_in(&mut signed, &user("A")).await;
     let mut anonymous = server.connect().await;

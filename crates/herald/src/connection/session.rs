@@ -66,14 +66,14 @@ impl Session {
         }
     }
 
-    /// Act on one message from the client, appending replies. Bad input is answered, never fatal.
-    /// What happened is also told to the debug console, when someone watches this app.
     /// Whether the connection has signed in or joined a private or presence channel (what an app
     /// with authorized connections asks of it).
     pub(crate) fn is_authorized(&self) -> bool {
         self.user.is_some() || self.subscriptions.any(|channel| channel.kind().requires_auth())
     }
 
+    /// Act on one message from the client, appending replies. Bad input is answered, never fatal.
+    /// What happened is also told to the debug console, when someone watches this app.
     pub(crate) fn handle(&mut self, text: &str, now: Instant, replies: &mut Vec<Frame>, node: &Node) {
         let metrics = &node.metrics;
         let console = &node.console;

@@ -40,6 +40,15 @@ pub fn config() -> Config {
     config
 }
 
+/// The test configuration with the test app requiring authorized connections. The deadline is
+/// 300 ms instead of Pusher's 30 s so tests do not wait; what they check is who gets closed.
+pub fn authorized_connections_config() -> Config {
+    let mut config = config();
+    config.apps[0].authorized_connections = true;
+    config.authorization_timeout = Duration::from_millis(300);
+    config
+}
+
 /// A Herald server running in this process.
 pub struct TestServer {
     pub addr: SocketAddr,
